@@ -1,0 +1,355 @@
+//! Holds: granting, releasing, extending and expiring seat leases.
+
+use crate::best::{self, Shortfall, Want};
+use crate::command::Selection;
+use crate::ids::{EventId, HoldId, Millis};
+use crate::limits::HOLD_LIFETIME_TTLS_MAX;
+use crate::outcome::{DomainEvent, HoldOrigin, HoldReceipt, Outcome, Rejection, ReleaseReason};
+use crate::records::{Hold, HoldState};
+use crate::state::{Fx, State, SEAT_AVAILABLE, SEAT_BOOKED, SEAT_HELD};
+
+impl State {
+    pub(crate) fn hold_seats(
+        &mut self,
+        event_id: EventId,
+        user: &str,
+        selection: &Selection,
+        now: Millis,
+        fx: &mut Fx,
+    ) -> Result<Outcome, Rejection> {
+        self.check_id("user", user)?;
+        let event = self.p.events.get(&event_id).ok_or(Rejection::EventNotFound)?;
+        let layout = &self.p.venues[&event.settings.venue].derived;
+        let max = event.settings.max_seats_per_hold;
+        // Shape of the request first: bad input is rejected before anything,
+        // including expiry, happens.
+        let wanted = match selection {
+            Selection::Seats(labels) => {
+                if labels.is_empty() {
+                    return Err(Rejection::InvalidSeats { unknown: vec![], duplicate: vec![] });
+                }
+                if labels.len() > max as usize {
+                    return Err(Rejection::TooManySeats { max });
+                }
+                let mut seats = Vec::with_capacity(labels.len());
+                let mut unknown = Vec::new();
+                for label in labels {
+                    match layout.parse(label) {
+                        Some(seat) => seats.push((seat, label)),
+                        None => unknown.push(label.clone()),
+                    }
+                }
+                seats.sort_unstable();
+                let mut duplicate: Vec<String> =
+                    seats.windows(2).filter(|w| w[0].0 == w[1].0).map(|w| w[1].1.clone()).collect();
+                duplicate.dedup();
+                if !unknown.is_empty() || !duplicate.is_empty() {
+                    return Err(Rejection::InvalidSeats { unknown, duplicate });
+                }
+                Ok(seats.into_iter().map(|(s, _)| s).collect::<Vec<u32>>())
+            }
+            Selection::Best { count, category, together, accessible } => {
+                if *count == 0 {
+                    return Err(Rejection::InvalidSeats { unknown: vec![], duplicate: vec![] });
+                }
+                if *count > max {
+                    return Err(Rejection::TooManySeats { max });
+                }
+                let category = layout.category(category).ok_or_else(|| Rejection::UnknownCategory(category.clone()))?;
+                Err(Want { category, count: *count, together: *together, accessible: *accessible })
+            }
+        };
+        let s = &event.settings;
+        if now < s.sale_opens_at_ms || now >= s.sale_closes_at_ms || now >= s.starts_at_ms {
+            return Err(Rejection::NotOnSale);
+        }
+        self.touch(event_id, now, fx);
+        // From here on a rejection must leave no trace but the expiry above,
+        // which is no change at all in what anyone can observe.
+        let fx_len = fx.len();
+        let result = self.hold_checked(event_id, user, wanted, now, fx);
+        if result.is_err() {
+            assert_eq!(fx.len(), fx_len);
+        }
+        result
+    }
+
+    fn hold_checked(
+        &mut self,
+        event_id: EventId,
+        user: &str,
+        wanted: Result<Vec<u32>, Want>,
+        now: Millis,
+        fx: &mut Fx,
+    ) -> Result<Outcome, Rejection> {
+        if let Some(&hold) = self.ix.user_holds.get(&(user.to_string(), event_id)) {
+            return Err(Rejection::HoldLimit { hold });
+        }
+        self.check_hold_capacity(user)?;
+        let event = &self.p.events[&event_id];
+        let layout = &self.p.venues[&event.settings.venue].derived;
+        let seats = match wanted {
+            Ok(seats) => {
+                let taken: Vec<u32> =
+                    seats.iter().copied().filter(|&s| event.seats[s as usize] != SEAT_AVAILABLE).collect();
+                if !taken.is_empty() {
+                    return Err(Rejection::SeatsUnavailable { seats: self.labels(event_id, &taken) });
+                }
+                seats
+            }
+            Err(want) => match best::choose(layout, &event.seats, want) {
+                Ok(seats) => seats,
+                Err(Shortfall::TooFew) => return Err(Rejection::SoldOut),
+                Err(Shortfall::NotTogether) => return Err(Rejection::NotTogether { count: want.count }),
+            },
+        };
+        let receipt = self.create_hold(event_id, user, seats, HoldOrigin::User, now, fx);
+        Ok(Outcome::Held(receipt))
+    }
+
+    /// Shard-wide and per-user bounds on live holds.
+    pub(crate) fn check_hold_capacity(&self, user: &str) -> Result<(), Rejection> {
+        let limits = &self.p.limits;
+        if self.ix.expiry.len() >= limits.holds_live_max as usize {
+            return Err(Rejection::LimitReached(format!("holds_live_max = {}", limits.holds_live_max)));
+        }
+        let user_live =
+            self.ix.user_holds.range((user.to_string(), EventId(0))..=(user.to_string(), EventId(u64::MAX))).count();
+        if user_live >= limits.user_holds_live_max as usize {
+            return Err(Rejection::UserHoldLimit { max: limits.user_holds_live_max });
+        }
+        Ok(())
+    }
+
+    /// Creates a live hold on seats the caller checked to be available.
+    pub(crate) fn create_hold(
+        &mut self,
+        event_id: EventId,
+        user: &str,
+        seats: Vec<u32>,
+        origin: HoldOrigin,
+        now: Millis,
+        fx: &mut Fx,
+    ) -> HoldReceipt {
+        assert!(!seats.is_empty());
+        assert!(seats.windows(2).all(|w| w[0] < w[1]), "hold seats must be sorted and distinct");
+        let id = HoldId(self.alloc_id());
+        let event = self.p.events.get_mut(&event_id).expect("caller checked the event");
+        let venue = &self.p.venues[&event.settings.venue];
+        let mut total_price: u64 = 0;
+        for &seat in &seats {
+            assert_eq!(event.seats[seat as usize], SEAT_AVAILABLE, "holding a seat that is not available");
+            State::set_seat(event, &venue.derived, seat, SEAT_HELD);
+            let price = event.settings.prices[venue.derived.category_of(seat) as usize];
+            total_price = total_price.checked_add(price).expect("price overflow");
+        }
+        let expires_at_ms = now + u64::from(event.settings.hold_ttl_secs) * 1000;
+        event.live_holds.insert((expires_at_ms, id));
+        let currency = event.settings.currency.clone();
+        let labels: Vec<String> = seats.iter().map(|&s| venue.derived.label(&venue.spec, s)).collect();
+        let previous = self.ix.user_holds.insert((user.to_string(), event_id), id);
+        assert!(previous.is_none(), "a user got a second live hold on one event");
+        self.ix.expiry.insert((expires_at_ms, id));
+        self.p.holds.insert(
+            id,
+            Hold {
+                id,
+                event: event_id,
+                user: user.to_string(),
+                seats,
+                origin,
+                created_at_ms: now,
+                expires_at_ms,
+                extensions: 0,
+                total_price,
+                state: HoldState::Active,
+                finished_at_ms: 0,
+                booking: None,
+                intents: Vec::new(),
+            },
+        );
+        fx.push(DomainEvent::SeatsHeld {
+            event: event_id,
+            hold: id,
+            user: user.to_string(),
+            seats: labels.clone(),
+            origin,
+        });
+        HoldReceipt {
+            hold: id,
+            event: event_id,
+            user: user.to_string(),
+            seats: labels,
+            expires_at_ms,
+            total_price,
+            currency,
+            origin,
+        }
+    }
+
+    /// Ends a live hold: its seats become available (released, expired) or
+    /// booked (confirmed). The caller offers freed seats to the waitlist.
+    pub(crate) fn finish_hold(&mut self, hold_id: HoldId, to: HoldState, now: Millis, fx: &mut Fx) {
+        self.finish_hold_because(hold_id, to, ReleaseReason::Released, now, fx);
+    }
+
+    fn finish_hold_because(&mut self, hold_id: HoldId, to: HoldState, reason: ReleaseReason, now: Millis, fx: &mut Fx) {
+        assert_ne!(to, HoldState::Active);
+        let hold = self.p.holds.get_mut(&hold_id).expect("finishing an unknown hold");
+        assert_eq!(hold.state, HoldState::Active, "finishing a hold that is not live");
+        hold.state = to;
+        hold.finished_at_ms = now;
+        let event = self.p.events.get_mut(&hold.event).expect("hold of an unknown event");
+        let venue = &self.p.venues[&event.settings.venue];
+        let seat_to = if to == HoldState::Confirmed { SEAT_BOOKED } else { SEAT_AVAILABLE };
+        for &seat in &hold.seats {
+            assert_eq!(event.seats[seat as usize], SEAT_HELD, "a live hold's seat is not held");
+            State::set_seat(event, &venue.derived, seat, seat_to);
+        }
+        assert!(event.live_holds.remove(&(hold.expires_at_ms, hold_id)));
+        assert!(self.ix.expiry.remove(&(hold.expires_at_ms, hold_id)));
+        assert_eq!(self.ix.user_holds.remove(&(hold.user.clone(), hold.event)), Some(hold_id));
+        self.ix.finished.insert((now, hold_id));
+        let labels = || hold.seats.iter().map(|&s| venue.derived.label(&venue.spec, s)).collect::<Vec<_>>();
+        match to {
+            HoldState::Expired => fx.push(DomainEvent::SeatsExpired {
+                event: hold.event,
+                hold: hold_id,
+                user: hold.user.clone(),
+                seats: labels(),
+            }),
+            HoldState::Released => fx.push(DomainEvent::SeatsReleased {
+                event: hold.event,
+                hold: hold_id,
+                user: hold.user.clone(),
+                seats: labels(),
+                reason,
+            }),
+            HoldState::Confirmed | HoldState::Active => {}
+        }
+    }
+
+    /// Why a hold that is not live cannot be used.
+    pub(crate) fn not_live(&self, hold: &Hold) -> Rejection {
+        match hold.state {
+            HoldState::Active => panic!("not_live called on a live hold"),
+            HoldState::Confirmed => Rejection::HoldConfirmed,
+            HoldState::Released => Rejection::HoldReleased,
+            HoldState::Expired => {
+                let seats = &self.p.events[&hold.event].seats;
+                let taken: Vec<u32> =
+                    hold.seats.iter().copied().filter(|&s| seats[s as usize] != SEAT_AVAILABLE).collect();
+                if taken.is_empty() {
+                    Rejection::HoldExpired
+                } else {
+                    Rejection::SeatsLost { seats: self.labels(hold.event, &taken) }
+                }
+            }
+        }
+    }
+
+    /// Looks up a hold owned by `user` and brings its event up to `now`.
+    pub(crate) fn own_hold(&mut self, hold_id: HoldId, user: &str, now: Millis, fx: &mut Fx) -> Result<(), Rejection> {
+        let hold = self.p.holds.get(&hold_id).ok_or(Rejection::HoldNotFound)?;
+        if hold.user != user {
+            return Err(Rejection::NotOwner);
+        }
+        let event = hold.event;
+        self.touch(event, now, fx);
+        Ok(())
+    }
+
+    pub(crate) fn release(
+        &mut self,
+        hold_id: HoldId,
+        user: &str,
+        now: Millis,
+        fx: &mut Fx,
+    ) -> Result<Outcome, Rejection> {
+        self.check_id("user", user)?;
+        self.own_hold(hold_id, user, now, fx)?;
+        let hold = &self.p.holds[&hold_id];
+        match hold.state {
+            HoldState::Active => {
+                let event = hold.event;
+                self.finish_hold(hold_id, HoldState::Released, now, fx);
+                self.offer_waitlist(event, now, fx);
+                Ok(Outcome::Released { hold: hold_id })
+            }
+            HoldState::Confirmed => Err(Rejection::HoldConfirmed),
+            // Releasing a hold that is already gone is a no-op: DELETE is idempotent.
+            HoldState::Released | HoldState::Expired => Ok(Outcome::Released { hold: hold_id }),
+        }
+    }
+
+    /// Releases a live hold because its payment failed for good.
+    pub(crate) fn release_after_payment(&mut self, hold_id: HoldId, now: Millis, fx: &mut Fx) {
+        let event = self.p.holds[&hold_id].event;
+        self.finish_hold_because(hold_id, HoldState::Released, ReleaseReason::PaymentFailed, now, fx);
+        self.offer_waitlist(event, now, fx);
+    }
+
+    pub(crate) fn extend(
+        &mut self,
+        hold_id: HoldId,
+        user: &str,
+        secs: u32,
+        now: Millis,
+        fx: &mut Fx,
+    ) -> Result<Outcome, Rejection> {
+        self.check_id("user", user)?;
+        let ttl_secs = {
+            let hold = self.p.holds.get(&hold_id).ok_or(Rejection::HoldNotFound)?;
+            self.p.events[&hold.event].settings.hold_ttl_secs
+        };
+        if secs == 0 || secs > ttl_secs {
+            return Err(Rejection::InvalidRequest(format!("extension must be 1..={ttl_secs} seconds")));
+        }
+        self.own_hold(hold_id, user, now, fx)?;
+        let hold = &self.p.holds[&hold_id];
+        if hold.state != HoldState::Active {
+            return Err(self.not_live(hold));
+        }
+        let max = self.p.limits.hold_extensions_max;
+        if hold.extensions >= max {
+            return Err(Rejection::ExtensionLimit { max });
+        }
+        let lifetime_end = hold.created_at_ms + HOLD_LIFETIME_TTLS_MAX * u64::from(ttl_secs) * 1000;
+        let wanted = hold.expires_at_ms.max(now + u64::from(secs) * 1000);
+        let new_expiry = wanted.min(lifetime_end);
+        if new_expiry <= hold.expires_at_ms {
+            return Err(Rejection::ExtensionLimit { max });
+        }
+        let (old_expiry, event) = (hold.expires_at_ms, hold.event);
+        let hold = self.p.holds.get_mut(&hold_id).expect("looked up above");
+        hold.expires_at_ms = new_expiry;
+        hold.extensions += 1;
+        let ev = self.p.events.get_mut(&event).expect("hold's event");
+        assert!(ev.live_holds.remove(&(old_expiry, hold_id)));
+        ev.live_holds.insert((new_expiry, hold_id));
+        assert!(self.ix.expiry.remove(&(old_expiry, hold_id)));
+        self.ix.expiry.insert((new_expiry, hold_id));
+        Ok(Outcome::Extended { hold: hold_id, expires_at_ms: new_expiry })
+    }
+
+    /// Expires up to `holds_max` due holds across the shard, oldest lease first.
+    pub(crate) fn sweep(&mut self, holds_max: u32, now: Millis, fx: &mut Fx) -> Outcome {
+        let cap = holds_max.min(self.p.limits.sweep_holds_max) as usize;
+        let mut expired = Vec::new();
+        let mut events = std::collections::BTreeSet::new();
+        while expired.len() < cap {
+            let Some(&(expires_at, hold)) = self.ix.expiry.first() else { break };
+            if expires_at > now {
+                break;
+            }
+            events.insert(self.p.holds[&hold].event);
+            self.finish_hold(hold, HoldState::Expired, now, fx);
+            expired.push(hold);
+        }
+        for event in events {
+            self.offer_waitlist(event, now, fx);
+        }
+        let more = self.ix.expiry.first().is_some_and(|&(at, _)| at <= now);
+        Outcome::Swept { holds: expired, more }
+    }
+}

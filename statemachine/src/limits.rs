@@ -1,0 +1,95 @@
+//! Bounds on everything that grows. The limits are part of the replicated
+//! state (and of snapshots) so that every replica enforces the same ones.
+
+use serde::{Deserialize, Serialize};
+
+/// Bounds enforced by the state machine. Units come before `_max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Venues per shard.
+    pub venues_max: u32,
+    /// Events per shard.
+    pub events_max: u32,
+    /// Seats in one venue.
+    pub venue_seats_max: u32,
+    /// Seats in one row.
+    pub row_seats_max: u32,
+    /// Sections in one venue.
+    pub venue_sections_max: u32,
+    /// Rows in one section.
+    pub section_rows_max: u32,
+    /// Seat categories in one venue.
+    pub venue_categories_max: u32,
+    /// Bytes of a name, title, city, genre, label.
+    pub text_bytes_max: u32,
+    /// Bytes of a user id, client id, request id or payment intent id.
+    pub id_bytes_max: u32,
+    /// Live holds in the shard.
+    pub holds_live_max: u32,
+    /// Live holds of one user across all events of the shard.
+    pub user_holds_live_max: u32,
+    /// How many times one hold may be extended.
+    pub hold_extensions_max: u32,
+    /// Finished (released, expired, confirmed) holds kept for lookups.
+    pub holds_finished_max: u32,
+    /// How long a finished hold stays visible to lookups.
+    pub hold_finished_age_secs_max: u64,
+    /// Payment attempts on one hold.
+    pub hold_payment_attempts_max: u32,
+    /// Payment intents (all states) in the shard.
+    pub payment_intents_max: u32,
+    /// Bookings in the shard.
+    pub bookings_max: u32,
+    /// Waitlist entries of one event.
+    pub event_waitlist_entries_max: u32,
+    /// Waitlist entries examined when seats free up (bounds one command's work).
+    pub waitlist_scan_entries_max: u32,
+    /// Remembered request ids (exactly-once table).
+    pub dedup_entries_max: u32,
+    /// How long a request id is remembered.
+    pub dedup_age_secs_max: u64,
+    /// Holds one expiry sweep may expire.
+    pub sweep_holds_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            venues_max: 10_000,
+            events_max: 100_000,
+            venue_seats_max: 200_000,
+            row_seats_max: 2_000,
+            venue_sections_max: 256,
+            section_rows_max: 1_000,
+            venue_categories_max: 16,
+            text_bytes_max: 200,
+            id_bytes_max: 128,
+            holds_live_max: 1_000_000,
+            user_holds_live_max: 16,
+            hold_extensions_max: 2,
+            holds_finished_max: 1_000_000,
+            hold_finished_age_secs_max: 24 * 3600,
+            hold_payment_attempts_max: 8,
+            payment_intents_max: 2_000_000,
+            bookings_max: 20_000_000,
+            event_waitlist_entries_max: 100_000,
+            waitlist_scan_entries_max: 1_000,
+            dedup_entries_max: 500_000,
+            dedup_age_secs_max: 24 * 3600,
+            sweep_holds_max: 10_000,
+        }
+    }
+}
+
+/// Per-event settings bounds from the API contract.
+pub const EVENT_SEATS_PER_HOLD_MAX: u32 = 100;
+/// Longest hold lease an event may configure.
+pub const EVENT_HOLD_TTL_SECS_MAX: u32 = 3600;
+/// Default seats per hold.
+pub const EVENT_SEATS_PER_HOLD_DEFAULT: u32 = 10;
+/// Default hold lease (the seeds' 10 minutes).
+pub const EVENT_HOLD_TTL_SECS_DEFAULT: u32 = 600;
+/// Refund tiers one event may have.
+pub const REFUND_TIERS_MAX: usize = 8;
+/// A hold's total lease may grow to this many times the event's TTL by extensions.
+pub const HOLD_LIFETIME_TTLS_MAX: u64 = 2;

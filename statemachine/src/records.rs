@@ -1,0 +1,216 @@
+//! The records the state machine keeps. Fields marked `#[serde(skip)]` are
+//! derived: never stored in snapshots, rebuilt on restore, and compared
+//! against a rebuild by the invariant checker.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{EventKind, RefundTier, WaitingRoomSpec};
+use crate::ids::{BookingId, EventId, HoldId, Millis, TicketId, VenueId, WaitlistId};
+use crate::outcome::{HoldOrigin, Outcome, Rejection};
+
+/// Seats of one category of one event, by status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Free to hold.
+    pub available: u32,
+    /// In a live hold.
+    pub held: u32,
+    /// In a confirmed booking.
+    pub booked: u32,
+    /// Never sold.
+    pub blocked: u32,
+}
+
+impl Counts {
+    /// Every seat of the category.
+    pub fn total(&self) -> u32 {
+        self.available + self.held + self.booked + self.blocked
+    }
+
+    pub(crate) fn slot(&mut self, status: u8) -> &mut u32 {
+        match status {
+            crate::state::SEAT_AVAILABLE => &mut self.available,
+            crate::state::SEAT_HELD => &mut self.held,
+            crate::state::SEAT_BOOKED => &mut self.booked,
+            crate::state::SEAT_BLOCKED => &mut self.blocked,
+            other => panic!("invalid seat status {other}"),
+        }
+    }
+}
+
+/// An event's settings with the contract's defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EventSettings {
+    pub(crate) venue: VenueId,
+    pub(crate) title: String,
+    pub(crate) kind: EventKind,
+    pub(crate) starts_at_ms: Millis,
+    pub(crate) genre: String,
+    pub(crate) language: String,
+    pub(crate) currency: String,
+    /// Price per venue category index.
+    pub(crate) prices: Vec<u64>,
+    pub(crate) sale_opens_at_ms: Millis,
+    pub(crate) sale_closes_at_ms: Millis,
+    pub(crate) max_seats_per_hold: u32,
+    pub(crate) hold_ttl_secs: u32,
+    /// Sorted by `min_hours_before`, largest first.
+    pub(crate) refund_policy: Vec<RefundTier>,
+    pub(crate) waiting_room: Option<WaitingRoomSpec>,
+}
+
+/// An event and its seat inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Event {
+    pub(crate) id: EventId,
+    pub(crate) settings: EventSettings,
+    pub(crate) created_at_ms: Millis,
+    /// One status byte per venue seat: the only per-seat memory of an event.
+    #[serde(skip)]
+    pub(crate) seats: Vec<u8>,
+    /// Per venue category.
+    #[serde(skip)]
+    pub(crate) counts: Vec<Counts>,
+    /// Live holds by expiry.
+    #[serde(skip)]
+    pub(crate) live_holds: BTreeSet<(Millis, HoldId)>,
+    /// Waitlist in FIFO order (ids grow with time).
+    #[serde(skip)]
+    pub(crate) waitlist: BTreeSet<WaitlistId>,
+}
+
+/// Life of a hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldState {
+    /// Leased; seats are held.
+    Active,
+    /// Given back by the owner (or after a failed payment).
+    Released,
+    /// The lease ran out.
+    Expired,
+    /// Turned into a booking.
+    Confirmed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hold {
+    pub(crate) id: HoldId,
+    pub(crate) event: EventId,
+    pub(crate) user: String,
+    /// Sorted seat indices.
+    pub(crate) seats: Vec<u32>,
+    pub(crate) origin: HoldOrigin,
+    pub(crate) created_at_ms: Millis,
+    pub(crate) expires_at_ms: Millis,
+    pub(crate) extensions: u32,
+    pub(crate) total_price: u64,
+    pub(crate) state: HoldState,
+    /// When it left `Active` (0 while active).
+    pub(crate) finished_at_ms: Millis,
+    /// Reserved by the first payment attempt, so a pending payment already
+    /// has the booking id it will get.
+    pub(crate) booking: Option<BookingId>,
+    /// Payment intents, in order.
+    pub(crate) intents: Vec<String>,
+}
+
+/// Life of a booking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BookingStatus {
+    /// Paid; tickets are valid.
+    Confirmed,
+    /// Cancelled; seats went back.
+    Cancelled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Booking {
+    pub(crate) id: BookingId,
+    pub(crate) event: EventId,
+    pub(crate) hold: HoldId,
+    pub(crate) user: String,
+    pub(crate) seats: Vec<u32>,
+    pub(crate) tickets: Vec<TicketId>,
+    pub(crate) total_price: u64,
+    pub(crate) intent: String,
+    pub(crate) created_at_ms: Millis,
+    pub(crate) status: BookingStatus,
+    pub(crate) cancelled_at_ms: Option<Millis>,
+    pub(crate) refund_percent: u8,
+    pub(crate) refund_amount: u64,
+}
+
+/// Life of a ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TicketStatus {
+    /// Good for entry.
+    Valid,
+    /// Admitted once.
+    Used,
+    /// Its booking was cancelled.
+    Cancelled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Ticket {
+    pub(crate) id: TicketId,
+    pub(crate) booking: BookingId,
+    pub(crate) event: EventId,
+    pub(crate) seat: u32,
+    pub(crate) holder: String,
+    pub(crate) version: u32,
+    pub(crate) status: TicketStatus,
+    pub(crate) checked_in_at_ms: Option<Millis>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WaitEntry {
+    pub(crate) id: WaitlistId,
+    pub(crate) event: EventId,
+    pub(crate) user: String,
+    pub(crate) count: u32,
+    pub(crate) category: u16,
+    pub(crate) joined_at_ms: Millis,
+}
+
+/// Life of a payment intent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IntentState {
+    /// A charge may be in flight; its outcome is not known yet.
+    Pending,
+    /// The provider declined it (or it was found never to have happened).
+    Declined,
+    /// Charged and turned into a booking.
+    Captured,
+    /// Charged (or a booking cancelled) and money is owed back.
+    RefundDue,
+    /// The refund was issued.
+    Refunded,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Intent {
+    pub(crate) id: String,
+    pub(crate) hold: HoldId,
+    pub(crate) booking: BookingId,
+    pub(crate) user: String,
+    pub(crate) amount: u64,
+    pub(crate) state: IntentState,
+    /// True when this intent paid for its booking.
+    pub(crate) booked: bool,
+    pub(crate) refund_amount: u64,
+    pub(crate) created_at_ms: Millis,
+    pub(crate) updated_at_ms: Millis,
+    pub(crate) reason: String,
+}
+
+/// A remembered request: its fingerprint and the result it got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DedupEntry {
+    pub(crate) index: u64,
+    pub(crate) at_ms: Millis,
+    pub(crate) fingerprint: u64,
+    pub(crate) result: Result<Outcome, Rejection>,
+}

@@ -1,0 +1,314 @@
+//! The replicated state and `apply`. Primary records live in [`Primary`]
+//! (the snapshot); everything in [`Indexes`] and the `#[serde(skip)]` fields
+//! of records is derived from it and rebuilt on restore.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, Op};
+use crate::ids::{BookingId, EventId, HoldId, Millis, TicketId, VenueId, WaitlistId};
+use crate::layout::{Layout, Venue};
+use crate::limits::Limits;
+use crate::outcome::{Applied, ApplyCtx, DomainEvent, Outcome, Rejection};
+use crate::records::{Booking, DedupEntry, Event, Hold, HoldState, Intent, Ticket, WaitEntry};
+
+pub(crate) const SEAT_AVAILABLE: u8 = 0;
+pub(crate) const SEAT_HELD: u8 = 1;
+pub(crate) const SEAT_BOOKED: u8 = 2;
+pub(crate) const SEAT_BLOCKED: u8 = 3;
+
+/// The snapshot: every primary record, in key order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Primary {
+    pub(crate) limits: Limits,
+    pub(crate) last_index: u64,
+    pub(crate) clock_ms: Millis,
+    pub(crate) next_id: u64,
+    pub(crate) venues: BTreeMap<VenueId, Venue>,
+    pub(crate) events: BTreeMap<EventId, Event>,
+    pub(crate) holds: BTreeMap<HoldId, Hold>,
+    pub(crate) bookings: BTreeMap<BookingId, Booking>,
+    pub(crate) tickets: BTreeMap<TicketId, Ticket>,
+    pub(crate) waitlist: BTreeMap<WaitlistId, WaitEntry>,
+    pub(crate) intents: BTreeMap<String, Intent>,
+    pub(crate) dedup: BTreeMap<(String, String), DedupEntry>,
+}
+
+/// Lookup structures derived from [`Primary`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Indexes {
+    /// Live hold of a user on an event (at most one).
+    pub(crate) user_holds: BTreeMap<(String, EventId), HoldId>,
+    /// Live holds of the shard by expiry.
+    pub(crate) expiry: BTreeSet<(Millis, HoldId)>,
+    /// Finished holds by the time they finished (for pruning).
+    pub(crate) finished: BTreeSet<(Millis, HoldId)>,
+    /// Booking ids reserved by a payment attempt that have no booking yet.
+    pub(crate) reserved_bookings: BTreeMap<BookingId, HoldId>,
+    pub(crate) user_bookings: BTreeSet<(String, BookingId)>,
+    pub(crate) user_waitlist: BTreeMap<(String, EventId), WaitlistId>,
+    /// Remembered requests by the log index that recorded them (oldest first).
+    pub(crate) dedup_order: BTreeMap<u64, (String, String)>,
+}
+
+/// The seat-inventory state of one region shard.
+///
+/// Apply commands with [`State::apply`]; read with the query methods; save
+/// and load with [`State::snapshot`] and [`State::restore`]. Same commands in,
+/// same state and same snapshot bytes out, on every replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    pub(crate) p: Primary,
+    pub(crate) ix: Indexes,
+}
+
+/// Domain events collected while a command runs.
+pub(crate) type Fx = Vec<DomainEvent>;
+
+impl Default for State {
+    fn default() -> Self {
+        State::new(Limits::default())
+    }
+}
+
+impl State {
+    /// An empty shard with the given limits.
+    pub fn new(limits: Limits) -> State {
+        State {
+            p: Primary {
+                limits,
+                last_index: 0,
+                clock_ms: 0,
+                next_id: 1,
+                venues: BTreeMap::new(),
+                events: BTreeMap::new(),
+                holds: BTreeMap::new(),
+                bookings: BTreeMap::new(),
+                tickets: BTreeMap::new(),
+                waitlist: BTreeMap::new(),
+                intents: BTreeMap::new(),
+                dedup: BTreeMap::new(),
+            },
+            ix: Indexes::default(),
+        }
+    }
+
+    /// The limits this shard enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.p.limits
+    }
+
+    /// Index of the last applied entry.
+    pub fn last_index(&self) -> u64 {
+        self.p.last_index
+    }
+
+    /// The shard's clock: the largest entry time applied so far.
+    pub fn clock_ms(&self) -> Millis {
+        self.p.clock_ms
+    }
+
+    /// Applies one log entry.
+    ///
+    /// Panics if `ctx.index` does not increase: the log layer must never
+    /// apply an entry twice or out of order, and a replica that does is
+    /// broken beyond repair.
+    pub fn apply(&mut self, cmd: &Command, ctx: ApplyCtx) -> Applied {
+        assert!(ctx.index > self.p.last_index, "log index went from {} to {}", self.p.last_index, ctx.index);
+        self.p.last_index = ctx.index;
+        // The leader stamps times that never go backward; clamping keeps the
+        // clock monotonic even if one entry disagrees, identically everywhere.
+        self.p.clock_ms = self.p.clock_ms.max(ctx.time_ms);
+        let now = self.p.clock_ms;
+        self.prune(now);
+
+        if let Err(why) = self.check_key(&cmd.client, &cmd.request) {
+            return Applied { result: Err(why), events: Vec::new(), replayed: false };
+        }
+        let fingerprint = crate::dedup::fingerprint(&cmd.op);
+        if cmd.op.recorded() {
+            if let Some(seen) = self.p.dedup.get(&(cmd.client.clone(), cmd.request.clone())) {
+                let result = if seen.fingerprint == fingerprint {
+                    seen.result.clone()
+                } else {
+                    Err(Rejection::IdempotencyKeyReused)
+                };
+                return Applied { result, events: Vec::new(), replayed: true };
+            }
+        }
+        let mut fx = Vec::new();
+        let result = self.dispatch(&cmd.op, now, &mut fx);
+        if result.is_err() {
+            assert!(fx.is_empty(), "a rejected command emitted events: {fx:?}");
+        }
+        if cmd.op.recorded() {
+            self.remember(cmd, ctx.index, now, fingerprint, &result);
+        }
+        Applied { result, events: fx, replayed: false }
+    }
+
+    fn dispatch(&mut self, op: &Op, now: Millis, fx: &mut Fx) -> Result<Outcome, Rejection> {
+        match op {
+            Op::CreateVenue(spec) => self.create_venue(spec, fx),
+            Op::CreateEvent(spec) => self.create_event(spec, now, fx),
+            Op::Hold { event, user, selection } => self.hold_seats(*event, user, selection, now, fx),
+            Op::ReleaseHold { hold, user } => self.release(*hold, user, now, fx),
+            Op::ExtendHold { hold, user, secs } => self.extend(*hold, user, *secs, now, fx),
+            Op::ExpireHolds { holds_max } => Ok(self.sweep(*holds_max, now, fx)),
+            Op::BeginPayment { hold, user, intent } => self.begin_payment(*hold, user, intent, now, fx),
+            Op::ConfirmHold { hold, user, intent } => self.confirm(*hold, user, intent, now, fx),
+            Op::FailPayment { intent, reason, release_hold } => {
+                self.fail_payment(intent, reason, *release_hold, now, fx)
+            }
+            Op::RecordRefund { intent } => self.record_refund(intent, now),
+            Op::CancelBooking { booking, user } => self.cancel(*booking, user, now, fx),
+            Op::TransferTicket { ticket, user, to_user } => self.transfer(*ticket, user, to_user, fx),
+            Op::CheckIn { ticket, version } => self.check_in(*ticket, *version, now, fx),
+            Op::JoinWaitlist { event, user, count, category } => {
+                self.join_waitlist(*event, user, *count, category, now, fx)
+            }
+            Op::LeaveWaitlist { waitlist, user } => self.leave_waitlist(*waitlist, user),
+        }
+    }
+
+    pub(crate) fn alloc_id(&mut self) -> u64 {
+        let id = self.p.next_id;
+        self.p.next_id = id.checked_add(1).expect("id space exhausted");
+        id
+    }
+
+    /// Checks a user, client, request or intent id.
+    pub(crate) fn check_id(&self, what: &str, id: &str) -> Result<(), Rejection> {
+        if id.is_empty() {
+            return Err(Rejection::InvalidRequest(format!("{what} is empty")));
+        }
+        if id.len() > self.p.limits.id_bytes_max as usize {
+            return Err(Rejection::InvalidRequest(format!(
+                "{what} is longer than {} bytes",
+                self.p.limits.id_bytes_max
+            )));
+        }
+        if id.chars().any(char::is_control) {
+            return Err(Rejection::InvalidRequest(format!("{what} contains control characters")));
+        }
+        Ok(())
+    }
+
+    fn check_key(&self, client: &str, request: &str) -> Result<(), Rejection> {
+        self.check_id("client id", client)?;
+        self.check_id("request id", request)
+    }
+
+    /// Forgets what has aged out. Runs before every command so that the
+    /// bounds hold at every index, identically on every replica.
+    fn prune(&mut self, now: Millis) {
+        let limits = self.p.limits;
+        let dedup_age_ms = limits.dedup_age_secs_max.saturating_mul(1000);
+        while let Some((&index, key)) = self.ix.dedup_order.first_key_value() {
+            let entry = &self.p.dedup[key];
+            let too_many = self.p.dedup.len() > limits.dedup_entries_max as usize;
+            if !too_many && entry.at_ms.saturating_add(dedup_age_ms) > now {
+                break;
+            }
+            let key = key.clone();
+            self.ix.dedup_order.remove(&index);
+            self.p.dedup.remove(&key);
+        }
+        let hold_age_ms = limits.hold_finished_age_secs_max.saturating_mul(1000);
+        while let Some(&(finished_at, hold_id)) = self.ix.finished.first() {
+            let too_many = self.ix.finished.len() > limits.holds_finished_max as usize;
+            if !too_many && finished_at.saturating_add(hold_age_ms) > now {
+                break;
+            }
+            self.ix.finished.remove(&(finished_at, hold_id));
+            self.forget_hold(hold_id);
+        }
+    }
+
+    /// Removes a finished hold and whatever only it referred to.
+    fn forget_hold(&mut self, hold_id: HoldId) {
+        let hold = self.p.holds.remove(&hold_id).expect("finished index names a hold");
+        assert_ne!(hold.state, HoldState::Active, "pruning a live hold");
+        if let Some(booking) = hold.booking {
+            self.ix.reserved_bookings.remove(&booking);
+        }
+        for intent_id in &hold.intents {
+            if let Some(intent) = self.p.intents.get(intent_id) {
+                if intent.is_settled() {
+                    self.p.intents.remove(intent_id);
+                }
+            }
+        }
+    }
+
+    fn remember(
+        &mut self,
+        cmd: &Command,
+        index: u64,
+        now: Millis,
+        fingerprint: u64,
+        result: &Result<Outcome, Rejection>,
+    ) {
+        let key = (cmd.client.clone(), cmd.request.clone());
+        let entry = DedupEntry { index, at_ms: now, fingerprint, result: result.clone() };
+        let previous = self.p.dedup.insert(key.clone(), entry);
+        assert!(previous.is_none(), "a remembered request was applied again");
+        self.ix.dedup_order.insert(index, key);
+        if self.p.dedup.len() > self.p.limits.dedup_entries_max as usize {
+            let (index, key) = self.ix.dedup_order.pop_first().expect("non-empty");
+            assert_ne!(index, u64::MAX);
+            self.p.dedup.remove(&key);
+        }
+    }
+
+    /// Moves one seat to a new status, keeping the category counters exact.
+    pub(crate) fn set_seat(event: &mut Event, layout: &Layout, seat: u32, to: u8) {
+        let from = event.seats[seat as usize];
+        assert_ne!(from, to, "seat {seat} is already in status {to}");
+        let counts = &mut event.counts[layout.category_of(seat) as usize];
+        let slot = counts.slot(from);
+        *slot = slot.checked_sub(1).expect("category counter underflow");
+        *counts.slot(to) += 1;
+        event.seats[seat as usize] = to;
+    }
+
+    /// Labels of seats of an event.
+    pub(crate) fn labels(&self, event: EventId, seats: &[u32]) -> Vec<String> {
+        let venue = self.venue_of(event);
+        seats.iter().map(|&s| venue.derived.label(&venue.spec, s)).collect()
+    }
+
+    pub(crate) fn venue_of(&self, event: EventId) -> &Venue {
+        let venue = self.p.events[&event].settings.venue;
+        &self.p.venues[&venue]
+    }
+
+    /// Prepares an event for a command at `now`: releases its holds whose
+    /// lease ran out and offers the freed seats to its waitlist. Because every
+    /// command on an event does this first, an expired hold never blocks
+    /// anyone, whether or not a sweep has run.
+    pub(crate) fn touch(&mut self, event: EventId, now: Millis, fx: &mut Fx) {
+        let mut freed = false;
+        loop {
+            let ev = &self.p.events[&event];
+            let Some(&(expires_at, hold)) = ev.live_holds.first() else { break };
+            if expires_at > now {
+                break;
+            }
+            self.finish_hold(hold, HoldState::Expired, now, fx);
+            freed = true;
+        }
+        if freed {
+            self.offer_waitlist(event, now, fx);
+        }
+    }
+}
+
+impl Intent {
+    /// Nothing more will happen to this intent.
+    pub(crate) fn is_settled(&self) -> bool {
+        matches!(self.state, crate::records::IntentState::Declined | crate::records::IntentState::Refunded)
+            && !self.booked
+    }
+}
