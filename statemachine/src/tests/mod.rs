@@ -1,1 +1,4 @@
-//! Unit tests of the rules live in `tests/`.
+//! Tests of the rules. `support` has the fixture every test file uses.
+
+mod smoke;
+mod support;
