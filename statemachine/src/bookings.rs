@@ -86,6 +86,9 @@ impl State {
         if intent.hold != hold_id {
             return Err(Rejection::PaymentConflict("intent belongs to another hold".into()));
         }
+        if intent.user != user {
+            return Err(Rejection::NotOwner);
+        }
         match intent.state {
             IntentState::Pending => {}
             // Confirming a captured intent again (a reconciler racing the
@@ -251,18 +254,23 @@ impl State {
         if booking.status == BookingStatus::Cancelled {
             return Err(Rejection::AlreadyCancelled);
         }
-        for ticket in &booking.tickets {
-            let t = &self.p.tickets[ticket];
-            if t.status == TicketStatus::Used {
-                return Err(Rejection::TicketUsed);
-            }
-            if t.holder != booking.user {
-                return Err(Rejection::TicketTransferred);
-            }
+        // A used ticket is the stronger reason, so it is reported whichever
+        // ticket of the booking it is.
+        let tickets = || booking.tickets.iter().map(|t| &self.p.tickets[t]);
+        if tickets().any(|t| t.status == TicketStatus::Used) {
+            return Err(Rejection::TicketUsed);
+        }
+        // Refunding a booking whose ticket was given away would refund a
+        // seat someone else now holds.
+        if tickets().any(|t| t.holder != booking.user) {
+            return Err(Rejection::TicketTransferred);
         }
         let settings = &self.p.events[&booking.event].settings;
-        let percent =
+        let mut percent =
             refund_percent(&settings.refund_policy, settings.starts_at_ms, now).ok_or(Rejection::CancellationClosed)?;
+        if crate::planted::planted(crate::planted::Bug::FullRefundAlways) {
+            percent = 100;
+        }
         let refund_amount = (u128::from(booking.total_price) * u128::from(percent) / 100) as u64;
         let (event, intent_id) = (booking.event, booking.intent.clone());
         self.touch(event, now, fx);

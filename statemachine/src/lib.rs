@@ -26,6 +26,7 @@ mod invariants;
 mod layout;
 mod limits;
 mod outcome;
+mod planted;
 mod query;
 mod records;
 mod snapshot;

@@ -336,6 +336,19 @@ pub enum Rejection {
     LimitReached(String),
 }
 
+impl DomainEvent {
+    /// Events that happen because time passed (a lease ran out, and the
+    /// waitlist offers that follow), not because of what a command asked.
+    pub fn is_time_driven(&self) -> bool {
+        matches!(
+            self,
+            DomainEvent::SeatsExpired { .. }
+                | DomainEvent::WaitlistOffered { .. }
+                | DomainEvent::SeatsHeld { origin: HoldOrigin::Waitlist, .. }
+        )
+    }
+}
+
 impl Rejection {
     /// The API's machine code for this rejection.
     pub fn code(&self) -> &'static str {

@@ -11,6 +11,7 @@ use crate::ids::{BookingId, EventId, HoldId, Millis, TicketId, VenueId, Waitlist
 use crate::layout::{Layout, Venue};
 use crate::limits::Limits;
 use crate::outcome::{Applied, ApplyCtx, DomainEvent, Outcome, Rejection};
+use crate::planted::{planted, Bug};
 use crate::records::{Booking, DedupEntry, Event, Hold, HoldState, Intent, Ticket, WaitEntry};
 
 pub(crate) const SEAT_AVAILABLE: u8 = 0;
@@ -127,7 +128,7 @@ impl State {
             return Applied { result: Err(why), events: Vec::new(), replayed: false };
         }
         let fingerprint = crate::dedup::fingerprint(&cmd.op);
-        if cmd.op.recorded() {
+        if cmd.op.recorded() && !planted(Bug::NoDedup) {
             if let Some(seen) = self.p.dedup.get(&(cmd.client.clone(), cmd.request.clone())) {
                 let result = if seen.fingerprint == fingerprint {
                     seen.result.clone()
@@ -140,7 +141,11 @@ impl State {
         let mut fx = Vec::new();
         let result = self.dispatch(&cmd.op, now, &mut fx);
         if result.is_err() {
-            assert!(fx.is_empty(), "a rejected command emitted events: {fx:?}");
+            // A rejected command changes nothing it was asked to change. It
+            // may still have released holds whose lease ran out (and offered
+            // their seats to the waitlist) before deciding: that is time
+            // passing, which readers must hear about like any other change.
+            assert!(fx.iter().all(DomainEvent::is_time_driven), "a rejected command emitted {fx:?}");
         }
         if cmd.op.recorded() {
             self.remember(cmd, ctx.index, now, fingerprint, &result);
@@ -255,6 +260,10 @@ impl State {
         let previous = self.p.dedup.insert(key.clone(), entry);
         assert!(previous.is_none(), "a remembered request was applied again");
         self.ix.dedup_order.insert(index, key);
+        if planted(Bug::NoDedup) {
+            self.p.dedup.remove(&(cmd.client.clone(), cmd.request.clone()));
+            self.ix.dedup_order.remove(&index);
+        }
         if self.p.dedup.len() > self.p.limits.dedup_entries_max as usize {
             let (index, key) = self.ix.dedup_order.pop_first().expect("non-empty");
             assert_ne!(index, u64::MAX);
@@ -266,6 +275,10 @@ impl State {
     pub(crate) fn set_seat(event: &mut Event, layout: &Layout, seat: u32, to: u8) {
         let from = event.seats[seat as usize];
         assert_ne!(from, to, "seat {seat} is already in status {to}");
+        if planted(Bug::CounterDrift) && from == SEAT_HELD && to == SEAT_AVAILABLE {
+            event.seats[seat as usize] = to;
+            return;
+        }
         let counts = &mut event.counts[layout.category_of(seat) as usize];
         let slot = counts.slot(from);
         *slot = slot.checked_sub(1).expect("category counter underflow");
@@ -290,7 +303,7 @@ impl State {
     /// anyone, whether or not a sweep has run.
     pub(crate) fn touch(&mut self, event: EventId, now: Millis, fx: &mut Fx) {
         let mut freed = false;
-        loop {
+        while !planted(Bug::NoExpiryOnTouch) {
             let ev = &self.p.events[&event];
             let Some(&(expires_at, hold)) = ev.live_holds.first() else { break };
             if expires_at > now {

@@ -1,4 +1,7 @@
 //! Tests of the rules. `support` has the fixture every test file uses.
 
+mod checker;
+mod fuzz;
+mod model;
 mod smoke;
 mod support;

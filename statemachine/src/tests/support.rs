@@ -12,6 +12,8 @@ pub(crate) struct Harness {
     pub(crate) index: u64,
     pub(crate) now: Millis,
     request: u64,
+    /// Every entry applied, for replaying the log on another replica.
+    pub(crate) log: Vec<(Command, ApplyCtx)>,
 }
 
 impl Harness {
@@ -20,7 +22,7 @@ impl Harness {
     }
 
     pub(crate) fn with_limits(limits: Limits) -> Self {
-        Harness { state: State::new(limits), index: 0, now: T0, request: 0 }
+        Harness { state: State::new(limits), index: 0, now: T0, request: 0, log: Vec::new() }
     }
 
     pub(crate) fn advance(&mut self, ms: Millis) {
@@ -42,8 +44,10 @@ impl Harness {
     /// Applies `op` with the given idempotency key; checks invariants.
     pub(crate) fn run_keyed(&mut self, client: &str, request: &str, op: Op) -> Applied {
         self.index += 1;
-        let applied =
-            self.state.apply(&Command::new(client, request, op), ApplyCtx { index: self.index, time_ms: self.now });
+        let cmd = Command::new(client, request, op);
+        let ctx = ApplyCtx { index: self.index, time_ms: self.now };
+        let applied = self.state.apply(&cmd, ctx);
+        self.log.push((cmd, ctx));
         if let Err(v) = self.state.check_invariants() {
             panic!("{v} after {applied:?}");
         }
