@@ -83,7 +83,7 @@ pub(crate) fn choose(layout: &Layout, status: &[u8], want: Want) -> Result<Vec<u
             if p.orphans == 0 {
                 return Ok((p.start..p.start + want.count).collect());
             }
-            if best_with_orphans.map_or(true, |b| p.orphans < b.orphans) {
+            if best_with_orphans.is_none_or(|b| p.orphans < b.orphans) {
                 best_with_orphans = Some(p);
             }
         }
@@ -130,7 +130,7 @@ fn split(layout: &Layout, want: Want, eligible: &dyn Fn(u32) -> bool) -> Vec<u32
         }
     }
     // Stable sort keeps layout order among runs of equal length.
-    runs.sort_by(|a, b| b.1.cmp(&a.1));
+    runs.sort_by_key(|run| std::cmp::Reverse(run.1));
     let mut chosen = Vec::with_capacity(want.count as usize);
     for (start, len) in runs {
         let need = want.count - chosen.len() as u32;

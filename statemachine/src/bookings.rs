@@ -96,6 +96,12 @@ impl State {
             IntentState::Captured => return Ok(Outcome::Booked(self.receipt(intent.booking))),
             other => return Err(Rejection::PaymentConflict(format!("intent is {other:?}"))),
         }
+        if !self.p.holds.contains_key(&hold_id) {
+            // The hold finished and was forgotten while the charge's outcome
+            // was unknown: the money was taken for nothing, so owe it back.
+            let amount = self.owe_refund(intent_id, self.p.intents[intent_id].amount, now, fx);
+            return Ok(Outcome::NotBooked { reason: Rejection::HoldNotFound, refund_due: amount });
+        }
         self.own_hold(hold_id, user, now, fx)?;
         let hold = &self.p.holds[&hold_id];
         if hold.state != HoldState::Active {
@@ -307,6 +313,8 @@ impl State {
 /// The refund percent the policy gives at `now`, or `None` when it allows
 /// no cancellation. Tiers are sorted by `min_hours_before`, largest first.
 pub(crate) fn refund_percent(policy: &[crate::command::RefundTier], starts_at_ms: Millis, now: Millis) -> Option<u8> {
-    let before_ms = starts_at_ms.checked_sub(now)?;
+    // At its start time the event has started (holds and offers stop then
+    // too), so not even a zero-hour tier applies.
+    let before_ms = starts_at_ms.checked_sub(now).filter(|&ms| ms > 0)?;
     policy.iter().find(|tier| before_ms >= u64::from(tier.min_hours_before) * 3_600_000).map(|tier| tier.percent)
 }

@@ -42,7 +42,7 @@ impl State {
             return Err(Rejection::LimitReached(format!("events_max = {}", self.p.limits.events_max)));
         }
         let venue = self.p.venues.get(&spec.venue).ok_or(Rejection::VenueNotFound)?;
-        let settings = validate_event(spec, venue, &self.p.limits)?;
+        let settings = validate_event(spec, venue, now, &self.p.limits)?;
         let layout = &venue.derived;
         let mut seats = vec![SEAT_AVAILABLE; layout.capacity as usize];
         let mut counts = vec![Counts::default(); layout.categories.len()];
@@ -71,7 +71,12 @@ impl State {
     }
 }
 
-fn validate_event(spec: &EventSpec, venue: &Venue, limits: &crate::limits::Limits) -> Result<EventSettings, Rejection> {
+fn validate_event(
+    spec: &EventSpec,
+    venue: &Venue,
+    now: Millis,
+    limits: &crate::limits::Limits,
+) -> Result<EventSettings, Rejection> {
     check_text("title", &spec.title, limits).map_err(bad)?;
     check_text("genre", &spec.genre, limits).map_err(bad)?;
     check_text("language", &spec.language, limits).map_err(bad)?;
@@ -99,6 +104,9 @@ fn validate_event(spec: &EventSpec, venue: &Venue, limits: &crate::limits::Limit
     if !(1..=EVENT_HOLD_TTL_SECS_MAX).contains(&hold_ttl_secs) {
         return Err(bad(format!("hold_ttl_secs must be 1..={EVENT_HOLD_TTL_SECS_MAX}")));
     }
+    if spec.starts_at_ms <= now {
+        return Err(bad("the event must start in the future"));
+    }
     let sale_closes_at_ms = spec.sale_closes_at_ms.unwrap_or(spec.starts_at_ms);
     if spec.sale_opens_at_ms >= sale_closes_at_ms {
         return Err(bad("the sale must open before it closes"));
@@ -110,7 +118,7 @@ fn validate_event(spec: &EventSpec, venue: &Venue, limits: &crate::limits::Limit
     if refund_policy.len() > REFUND_TIERS_MAX {
         return Err(bad(format!("at most {REFUND_TIERS_MAX} refund tiers")));
     }
-    refund_policy.sort_by(|a, b| b.min_hours_before.cmp(&a.min_hours_before));
+    refund_policy.sort_by_key(|tier| std::cmp::Reverse(tier.min_hours_before));
     let mut hours = BTreeSet::new();
     for tier in &refund_policy {
         if tier.percent > 100 {

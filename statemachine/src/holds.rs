@@ -85,7 +85,7 @@ impl State {
         if let Some(&hold) = self.ix.user_holds.get(&(user.to_string(), event_id)) {
             return Err(Rejection::HoldLimit { hold });
         }
-        self.check_hold_capacity(user)?;
+        self.check_hold_capacity(user, now)?;
         let event = &self.p.events[&event_id];
         let layout = &self.p.venues[&event.settings.venue].derived;
         let seats = match wanted {
@@ -107,14 +107,24 @@ impl State {
         Ok(Outcome::Held(receipt))
     }
 
-    /// Shard-wide and per-user bounds on live holds.
-    pub(crate) fn check_hold_capacity(&self, user: &str) -> Result<(), Rejection> {
+    /// Shard-wide and per-user bounds on live holds. A hold whose lease ran
+    /// out by `now` is not live, even before a command has released it.
+    pub(crate) fn check_hold_capacity(&self, user: &str, now: Millis) -> Result<(), Rejection> {
         let limits = &self.p.limits;
-        if self.ix.expiry.len() >= limits.holds_live_max as usize {
-            return Err(Rejection::LimitReached(format!("holds_live_max = {}", limits.holds_live_max)));
+        let (held, max) = (self.ix.expiry.len(), limits.holds_live_max as usize);
+        if held >= max {
+            // Counting more due holds than `held - max + 1` cannot change the answer.
+            let due = self.ix.expiry.range(..=(now, HoldId(u64::MAX))).take(held - max + 1).count();
+            if held - due >= max {
+                return Err(Rejection::LimitReached(format!("holds_live_max = {}", limits.holds_live_max)));
+            }
         }
-        let user_live =
-            self.ix.user_holds.range((user.to_string(), EventId(0))..=(user.to_string(), EventId(u64::MAX))).count();
+        let user_live = self
+            .ix
+            .user_holds
+            .range((user.to_string(), EventId(0))..=(user.to_string(), EventId(u64::MAX)))
+            .filter(|(_, hold)| self.p.holds[*hold].expires_at_ms > now)
+            .count();
         if user_live >= limits.user_holds_live_max as usize {
             return Err(Rejection::UserHoldLimit { max: limits.user_holds_live_max });
         }

@@ -275,7 +275,8 @@ mod tests {
     #[test]
     fn invalid_layouts_are_rejected() {
         let limits = Limits::default();
-        let cases: Vec<(&str, Box<dyn Fn(&mut VenueSpec)>)> = vec![
+        type Case = (&'static str, Box<dyn Fn(&mut VenueSpec)>);
+        let cases: Vec<Case> = vec![
             ("no sections", Box::new(|s| s.sections.clear())),
             ("empty rows", Box::new(|s| s.sections[0].rows.clear())),
             ("duplicate row", Box::new(|s| s.sections[0].rows[1].label = "A".into())),

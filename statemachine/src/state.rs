@@ -140,6 +140,8 @@ impl State {
         }
         let mut fx = Vec::new();
         let result = self.dispatch(&cmd.op, now, &mut fx);
+        // The command may have finished holds: keep the bounds at this index too.
+        self.prune(now);
         if result.is_err() {
             // A rejected command changes nothing it was asked to change. It
             // may still have released holds whose lease ran out (and offered

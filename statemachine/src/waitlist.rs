@@ -97,7 +97,7 @@ impl State {
             if self.ix.user_holds.contains_key(&(entry.user.clone(), event_id)) {
                 continue;
             }
-            if self.check_hold_capacity(&entry.user).is_err() {
+            if self.check_hold_capacity(&entry.user, now).is_err() {
                 continue;
             }
             let layout = &self.p.venues[&event.settings.venue].derived;

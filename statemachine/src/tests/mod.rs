@@ -1,7 +1,20 @@
 //! Tests of the rules. `support` has the fixture every test file uses.
 
+mod best_available;
+mod cancellation;
+mod catalog;
 mod checker;
+mod dedup;
+mod events;
+mod expiry;
 mod fuzz;
+mod holds;
+mod limits;
 mod model;
+mod payments;
+mod pruning;
 mod smoke;
+mod snapshot;
 mod support;
+mod tickets;
+mod waitlist;

@@ -891,7 +891,7 @@ impl Run {
             }
             assert_eq!(total as usize, CAPACITY, "available + held + booked + blocked = capacity");
             // No seat is in two live bookings.
-            let mut booked = vec![0u32; CAPACITY];
+            let mut booked = [0u32; CAPACITY];
             for u in 0..USERS {
                 for b in self.h.state.user_bookings(&user(u), now) {
                     if b.event == event && b.status == BookingViewStatus::Confirmed {
@@ -903,7 +903,7 @@ impl Run {
             }
             assert!(booked.iter().all(|&n| n <= 1), "a seat was booked twice");
             // Each held seat belongs to exactly one live hold.
-            let mut held = vec![0u32; CAPACITY];
+            let mut held = [0u32; CAPACITY];
             for u in 0..USERS {
                 for hv in self.h.state.user_holds(&user(u), now) {
                     if hv.event == event {

@@ -195,3 +195,118 @@ pub(crate) fn assert_same_domain(before: &[u8], after: &State) {
     a.ix.dedup_order.clear();
     assert!(a == b, "the state changed");
 }
+
+/// Helpers for the rule tests. They only combine the helpers above.
+impl Harness {
+    /// Like [`Harness::err`], with an explicit client and request id.
+    pub(crate) fn err_keyed(&mut self, client: &str, request: &str, op: Op) -> Rejection {
+        let before = self.state.snapshot();
+        let applied = self.run_keyed(client, request, op.clone());
+        match applied.result {
+            Ok(o) => panic!("{op:?} succeeded: {o:?}"),
+            Err(e) => {
+                assert!(applied.events.is_empty(), "a rejection emitted events");
+                assert!(!applied.replayed, "a fresh request was answered as a replay");
+                assert_same_domain(&before, &self.state);
+                e
+            }
+        }
+    }
+
+    /// Applies `op` expecting success; returns the outcome and its events.
+    pub(crate) fn ok_fx(&mut self, op: Op) -> (Outcome, Vec<DomainEvent>) {
+        let applied = self.run(op.clone());
+        assert!(!applied.replayed, "a fresh request was answered as a replay");
+        match applied.result {
+            Ok(o) => (o, applied.events),
+            Err(e) => panic!("{op:?} was rejected: {e:?}"),
+        }
+    }
+
+    /// Creates a venue from `spec`.
+    pub(crate) fn venue_with(&mut self, spec: VenueSpec) -> VenueId {
+        match self.ok(Op::CreateVenue(spec)) {
+            Outcome::VenueCreated { venue, .. } => venue,
+            o => panic!("{o:?}"),
+        }
+    }
+
+    /// An event at a [`rows_venue`] venue, priced 1000 per seat.
+    pub(crate) fn rows_event(&mut self, rows: &[u32], edit: impl FnOnce(&mut EventSpec)) -> EventId {
+        let venue = self.venue_with(rows_venue(rows));
+        self.event_with(venue, |s| {
+            s.prices = vec![("std".into(), 1_000)];
+            edit(s)
+        })
+    }
+
+    /// Holds the best seats of a category (not accessible-only).
+    pub(crate) fn hold_best(
+        &mut self,
+        event: EventId,
+        user: &str,
+        count: u32,
+        category: &str,
+        together: bool,
+    ) -> HoldReceipt {
+        match self.ok(best_op(event, user, count, category, together)) {
+            Outcome::Held(r) => r,
+            o => panic!("{o:?}"),
+        }
+    }
+
+    /// Records a payment attempt; returns the reserved booking id.
+    pub(crate) fn begin(&mut self, hold: HoldId, user: &str, intent: &str) -> BookingId {
+        match self.ok(Op::BeginPayment { hold, user: user.into(), intent: intent.into() }) {
+            Outcome::PaymentStarted { booking, .. } => booking,
+            o => panic!("{o:?}"),
+        }
+    }
+
+    /// Joins a waitlist; returns the entry and its position.
+    pub(crate) fn join(&mut self, event: EventId, user: &str, count: u32, category: &str) -> (WaitlistId, u32) {
+        match self.ok(Op::JoinWaitlist { event, user: user.into(), count, category: category.into() }) {
+            Outcome::WaitlistJoined { waitlist, position } => (waitlist, position),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    /// Runs an expiry sweep; returns the expired holds, `more` and the events.
+    pub(crate) fn sweep(&mut self, holds_max: u32) -> (Vec<HoldId>, bool, Vec<DomainEvent>) {
+        match self.ok_fx(Op::ExpireHolds { holds_max }) {
+            (Outcome::Swept { holds, more }, fx) => (holds, more, fx),
+            (o, _) => panic!("{o:?}"),
+        }
+    }
+
+    /// The status of a hold as readers see it now.
+    pub(crate) fn hold_status(&self, hold: HoldId) -> HoldStatus {
+        self.state.hold(hold, self.now).expect("hold").status
+    }
+}
+
+/// A venue with one section `S` of category `std` and rows `1..` of the given sizes.
+pub(crate) fn rows_venue(rows: &[u32]) -> VenueSpec {
+    VenueSpec {
+        name: "Prithvi Theatre".into(),
+        city: "Mumbai".into(),
+        region: "ap-south".into(),
+        sections: vec![SectionSpec {
+            name: "S".into(),
+            category: "std".into(),
+            rows: rows.iter().enumerate().map(|(i, &n)| RowSpec { label: (i + 1).to_string(), seats: n }).collect(),
+        }],
+        blocked_seats: vec![],
+        accessible_seats: vec![],
+    }
+}
+
+/// Confirms a hold with an intent begun before.
+pub(crate) fn confirm_op(hold: HoldId, user: &str, intent: &str) -> Op {
+    Op::ConfirmHold { hold, user: user.into(), intent: intent.into() }
+}
+
+/// Owned seat labels.
+pub(crate) fn labels(seats: &[&str]) -> Vec<String> {
+    seats.iter().map(|s| s.to_string()).collect()
+}

@@ -1,0 +1,175 @@
+//! Exactly-once: a repeated (client, request) gets the recorded result and
+//! changes nothing; the table is bounded by count and by age.
+
+use super::support::*;
+use crate::*;
+
+fn setup_with(limits: Limits) -> (Harness, EventId) {
+    let mut h = Harness::with_limits(limits);
+    let venue = h.venue();
+    let event = h.event(venue);
+    (h, event)
+}
+
+fn setup() -> (Harness, EventId) {
+    setup_with(Limits::default())
+}
+
+#[test]
+fn a_repeated_request_returns_the_recorded_result_and_changes_nothing() {
+    let (mut h, event) = setup();
+    let first = h.run_keyed("alice", "k1", hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(!first.replayed);
+    assert!(matches!(first.result, Ok(Outcome::Held(_))));
+    assert_eq!(first.events.len(), 1);
+    let before = h.state.snapshot();
+    h.advance(SEC);
+    let again = h.run_keyed("alice", "k1", hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(again.replayed);
+    assert_eq!(again.result, first.result);
+    assert!(again.events.is_empty());
+    assert_same_domain(&before, &h.state);
+    assert_eq!(h.state.p.holds.len(), 1);
+}
+
+#[test]
+fn a_repeated_rejection_is_replayed_even_when_it_would_now_succeed() {
+    let (mut h, event) = setup();
+    let bob = h.hold(event, "bob", &["Floor-A-2"]);
+    let first = h.run_keyed("alice", "k1", hold_op(event, "alice", &["Floor-A-2"]));
+    assert_eq!(first.result, Err(Rejection::SeatsUnavailable { seats: labels(&["Floor-A-2"]) }));
+    h.ok(Op::ReleaseHold { hold: bob.hold, user: "bob".into() });
+    let before = h.state.snapshot();
+    let again = h.run_keyed("alice", "k1", hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(again.replayed);
+    assert_eq!(again.result, first.result);
+    assert!(again.events.is_empty());
+    assert_same_domain(&before, &h.state);
+    assert_eq!(h.seat_status(event, "Floor-A-2"), SeatStatus::Available);
+}
+
+#[test]
+fn a_key_reused_for_a_different_op_is_refused() {
+    let (mut h, event) = setup();
+    h.run_keyed("alice", "k1", hold_op(event, "alice", &["Floor-A-2"]));
+    let before = h.state.snapshot();
+    let other = h.run_keyed("alice", "k1", hold_op(event, "alice", &["Floor-A-3"]));
+    assert_eq!(other.result, Err(Rejection::IdempotencyKeyReused));
+    assert_eq!(Rejection::IdempotencyKeyReused.code(), "idempotency_key_reused");
+    assert!(other.replayed);
+    assert!(other.events.is_empty());
+    assert_same_domain(&before, &h.state);
+    assert_eq!(h.seat_status(event, "Floor-A-3"), SeatStatus::Available);
+}
+
+#[test]
+fn the_same_request_id_from_another_client_is_another_request() {
+    let (mut h, event) = setup();
+    let a = h.run_keyed("alice", "k1", hold_op(event, "alice", &["Floor-A-2"]));
+    let b = h.run_keyed("bob", "k1", hold_op(event, "bob", &["Floor-A-3"]));
+    assert!(!b.replayed);
+    assert!(matches!(a.result, Ok(Outcome::Held(_))));
+    assert!(matches!(b.result, Ok(Outcome::Held(_))));
+    assert_eq!(h.seat_status(event, "Floor-A-3"), SeatStatus::Held);
+    // Even the very same op from another client is applied again.
+    let c = h.run_keyed("carol", "k1", hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(!c.replayed);
+    assert!(matches!(c.result, Err(Rejection::HoldLimit { .. })));
+}
+
+#[test]
+fn the_table_is_bounded_by_count() {
+    let (mut h, _) = setup_with(Limits { dedup_entries_max: 2, ..Limits::default() });
+    let first = h.run_keyed("ops", "v1", Op::CreateVenue(small_venue()));
+    assert!(matches!(first.result, Ok(Outcome::VenueCreated { .. })));
+    // Still remembered while it is among the two newest.
+    let again = h.run_keyed("ops", "v1", Op::CreateVenue(small_venue()));
+    assert!(again.replayed);
+    h.run_keyed("ops", "v2", Op::ExpireHolds { holds_max: 1 });
+    h.run_keyed("ops", "x1", Op::RecordRefund { intent: "none".into() });
+    h.run_keyed("ops", "x2", Op::RecordRefund { intent: "none".into() });
+    assert!(h.state.p.dedup.len() <= 2);
+    let venues_before = h.state.venue_ids().count();
+    let evicted = h.run_keyed("ops", "v1", Op::CreateVenue(small_venue()));
+    assert!(!evicted.replayed, "an evicted key is applied again");
+    assert!(matches!(evicted.result, Ok(Outcome::VenueCreated { .. })));
+    assert_eq!(h.state.venue_ids().count(), venues_before + 1);
+}
+
+#[test]
+fn the_table_is_bounded_by_age() {
+    let (mut h, _) = setup_with(Limits { dedup_age_secs_max: 60, ..Limits::default() });
+    let venues_before = h.state.venue_ids().count();
+    h.run_keyed("ops", "v1", Op::CreateVenue(small_venue()));
+    h.advance(60 * SEC - 1);
+    let again = h.run_keyed("ops", "v1", Op::CreateVenue(small_venue()));
+    assert!(again.replayed, "remembered just under the age bound");
+    assert_eq!(h.state.venue_ids().count(), venues_before + 1);
+    h.advance(1);
+    let evicted = h.run_keyed("ops", "v1", Op::CreateVenue(small_venue()));
+    assert!(!evicted.replayed, "forgotten at the age bound");
+    assert_eq!(h.state.venue_ids().count(), venues_before + 2);
+}
+
+#[test]
+fn expiry_sweeps_are_not_recorded() {
+    let (mut h, event) = setup();
+    let r = h.hold(event, "alice", &["Floor-A-2"]);
+    let first = h.run_keyed("node-1", "sweep", Op::ExpireHolds { holds_max: 10 });
+    assert!(!first.replayed);
+    assert_eq!(first.result, Ok(Outcome::Swept { holds: vec![], more: false }));
+    assert!(!h.state.p.dedup.contains_key(&("node-1".to_string(), "sweep".to_string())));
+    h.advance(600 * SEC);
+    // The same key sweeps again, for real.
+    let second = h.run_keyed("node-1", "sweep", Op::ExpireHolds { holds_max: 10 });
+    assert!(!second.replayed);
+    assert_eq!(second.result, Ok(Outcome::Swept { holds: vec![r.hold], more: false }));
+    // And a different op under it is not a reuse of a recorded key.
+    let third = h.run_keyed("node-1", "sweep", Op::ExpireHolds { holds_max: 1 });
+    assert!(!third.replayed);
+    assert!(third.result.is_ok());
+}
+
+#[test]
+fn an_empty_client_id_is_invalid() {
+    let (mut h, event) = setup();
+    let err = h.err_keyed("", "k1", hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(matches!(err, Rejection::InvalidRequest(ref m) if m.contains("client id")), "{err:?}");
+    assert!(h.state.p.dedup.keys().all(|(c, _)| !c.is_empty()), "invalid keys are not recorded");
+}
+
+#[test]
+fn an_empty_request_id_is_invalid() {
+    let (mut h, event) = setup();
+    let err = h.err_keyed("alice", "", hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(matches!(err, Rejection::InvalidRequest(ref m) if m.contains("request id")), "{err:?}");
+}
+
+#[test]
+fn an_oversized_client_or_request_id_is_invalid() {
+    let (mut h, event) = setup();
+    let long = "k".repeat(129);
+    let err = h.err_keyed(&long, "k1", hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(matches!(err, Rejection::InvalidRequest(ref m) if m.contains("longer than 128")), "{err:?}");
+    let err = h.err_keyed("alice", &long, hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(matches!(err, Rejection::InvalidRequest(ref m) if m.contains("longer than 128")), "{err:?}");
+    // Exactly the bound is fine.
+    let ok = h.run_keyed(&"k".repeat(128), &"r".repeat(128), hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(ok.result.is_ok());
+}
+
+#[test]
+fn a_request_id_with_control_characters_is_invalid() {
+    let (mut h, event) = setup();
+    let err = h.err_keyed("alice", "k\u{0}1", hold_op(event, "alice", &["Floor-A-2"]));
+    assert!(matches!(err, Rejection::InvalidRequest(ref m) if m.contains("control")), "{err:?}");
+}
+
+#[test]
+fn an_invalid_key_is_refused_before_any_expiry() {
+    let (mut h, event) = setup();
+    h.hold(event, "alice", &["Floor-A-2"]);
+    h.advance(600 * SEC);
+    // Nothing happens at all, not even the expiry time made due.
+    h.err_keyed("", "k1", hold_op(event, "bob", &["Floor-A-2"]));
+}
