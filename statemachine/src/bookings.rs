@@ -160,13 +160,11 @@ impl State {
         intent.state = IntentState::Captured;
         intent.booked = true;
         intent.updated_at_ms = now;
-        fx.push(DomainEvent::SeatsBooked {
-            event,
-            booking: booking_id,
-            user: user.to_string(),
-            seats: self.labels(event, &seats),
-        });
-        Ok(Outcome::Booked(self.receipt(booking_id)))
+        // The event and the receipt name the same seats: label them once.
+        let labels = self.labels(event, &seats);
+        let receipt = self.receipt_labelled(booking_id, labels.clone());
+        fx.push(DomainEvent::SeatsBooked { event, booking: booking_id, user: user.to_string(), seats: labels });
+        Ok(Outcome::Booked(receipt))
     }
 
     /// Marks money owed back on an intent; returns the amount.
@@ -181,7 +179,12 @@ impl State {
 
     pub(crate) fn receipt(&self, booking_id: BookingId) -> BookingReceipt {
         let b = &self.p.bookings[&booking_id];
-        let labels = self.labels(b.event, &b.seats);
+        self.receipt_labelled(booking_id, self.labels(b.event, &b.seats))
+    }
+
+    /// The receipt of a booking whose seat labels the caller already made.
+    fn receipt_labelled(&self, booking_id: BookingId, labels: Vec<String>) -> BookingReceipt {
+        let b = &self.p.bookings[&booking_id];
         BookingReceipt {
             booking: b.id,
             event: b.event,

@@ -1,5 +1,7 @@
 //! Holds: granting, releasing, extending and expiring seat leases.
 
+use std::ops::Bound;
+
 use crate::best::{self, Shortfall, Want};
 use crate::command::Selection;
 use crate::ids::{EventId, HoldId, Millis};
@@ -19,7 +21,8 @@ impl State {
     ) -> Result<Outcome, Rejection> {
         self.check_id("user", user)?;
         let event = self.p.events.get(&event_id).ok_or(Rejection::EventNotFound)?;
-        let layout = &self.p.venues[&event.settings.venue].derived;
+        let venue = &self.p.venues[&event.settings.venue];
+        let layout = &venue.derived;
         let max = event.settings.max_seats_per_hold;
         // Shape of the request first: bad input is rejected before anything,
         // including expiry, happens.
@@ -33,8 +36,9 @@ impl State {
                 }
                 let mut seats = Vec::with_capacity(labels.len());
                 let mut unknown = Vec::new();
+                let mut last_row = None;
                 for label in labels {
-                    match layout.parse(label) {
+                    match layout.parse_after(&venue.spec, label, &mut last_row) {
                         Some(seat) => seats.push((seat, label)),
                         None => unknown.push(label.clone()),
                     }
@@ -82,10 +86,12 @@ impl State {
         now: Millis,
         fx: &mut Fx,
     ) -> Result<Outcome, Rejection> {
-        if let Some(&hold) = self.ix.user_holds.get(&(user.to_string(), event_id)) {
+        // One scan of the user's holds answers both checks.
+        let (on_event, user_live) = self.user_holds_at(user, Some(event_id), now);
+        if let Some(hold) = on_event {
             return Err(Rejection::HoldLimit { hold });
         }
-        self.check_hold_capacity(user, now)?;
+        self.check_capacity(user_live, now)?;
         let event = &self.p.events[&event_id];
         let layout = &self.p.venues[&event.settings.venue].derived;
         let seats = match wanted {
@@ -110,6 +116,31 @@ impl State {
     /// Shard-wide and per-user bounds on live holds. A hold whose lease ran
     /// out by `now` is not live, even before a command has released it.
     pub(crate) fn check_hold_capacity(&self, user: &str, now: Millis) -> Result<(), Rejection> {
+        let (_, user_live) = self.user_holds_at(user, None, now);
+        self.check_capacity(user_live, now)
+    }
+
+    /// The user's hold on `event` in the live-hold index, if any, and how
+    /// many of the user's holds are live at `now`.
+    fn user_holds_at(&self, user: &str, event: Option<EventId>, now: Millis) -> (Option<HoldId>, usize) {
+        let (mut on_event, mut live) = (None, 0);
+        // One search from the user's first possible key, rather than a
+        // range that looks up both ends.
+        let first = (user.to_string(), EventId(0));
+        let entries = self.ix.user_holds.range((Bound::Included(first), Bound::Unbounded));
+        for ((_, held_on), &hold) in entries.take_while(|((owner, _), _)| owner == user) {
+            if Some(*held_on) == event {
+                on_event = Some(hold);
+            }
+            if self.p.holds[&hold].expires_at_ms > now {
+                live += 1;
+            }
+        }
+        (on_event, live)
+    }
+
+    /// [`State::check_hold_capacity`] for a user with `user_live` live holds.
+    fn check_capacity(&self, user_live: usize, now: Millis) -> Result<(), Rejection> {
         let limits = &self.p.limits;
         let (held, max) = (self.ix.expiry.len(), limits.holds_live_max as usize);
         if held >= max {
@@ -119,12 +150,6 @@ impl State {
                 return Err(Rejection::LimitReached(format!("holds_live_max = {}", limits.holds_live_max)));
             }
         }
-        let user_live = self
-            .ix
-            .user_holds
-            .range((user.to_string(), EventId(0))..=(user.to_string(), EventId(u64::MAX)))
-            .filter(|(_, hold)| self.p.holds[*hold].expires_at_ms > now)
-            .count();
         if user_live >= limits.user_holds_live_max as usize {
             return Err(Rejection::UserHoldLimit { max: limits.user_holds_live_max });
         }
@@ -149,8 +174,10 @@ impl State {
         let mut total_price: u64 = 0;
         for &seat in &seats {
             assert_eq!(event.seats[seat as usize], SEAT_AVAILABLE, "holding a seat that is not available");
-            State::set_seat(event, &venue.derived, seat, SEAT_HELD);
-            let price = event.settings.prices[venue.derived.category_of(seat) as usize];
+            // Looked up once: both the counters and the price need it.
+            let category = venue.derived.category_of(seat);
+            State::set_seat_of(event, category, seat, SEAT_HELD);
+            let price = event.settings.prices[category as usize];
             total_price = total_price.checked_add(price).expect("price overflow");
         }
         let expires_at_ms = now + u64::from(event.settings.hold_ttl_secs) * 1000;

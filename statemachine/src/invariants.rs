@@ -154,7 +154,7 @@ impl State {
         }
         for (key, entry) in &p.dedup {
             ensure!(entry.index <= p.last_index, "remembered request from the future");
-            let previous = ix.dedup_order.insert(entry.index, key.clone());
+            let previous = ix.dedup_order.insert(entry.index, (entry.at_ms, key.clone()));
             ensure!(previous.is_none(), "two remembered requests at index {}", entry.index);
         }
         for (key, intent) in &p.intents {

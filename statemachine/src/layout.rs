@@ -3,7 +3,7 @@
 //! its label is `{section}-{row}-{number}`. Only the spec is stored in
 //! snapshots; everything else is rebuilt from it, deterministically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,8 +38,15 @@ pub(crate) struct Layout {
     pub(crate) section_category: Vec<u16>,
     /// Rows in layout order (best first).
     pub(crate) rows: Vec<Row>,
-    /// `"{section}-{row}"` to row index.
-    row_index: BTreeMap<String, u32>,
+    /// Index in `rows` of each section's first row, then the number of rows.
+    section_first_row: Vec<u32>,
+    /// Section indices sorted by name. With `rows_by_label` this finds a
+    /// label's row by binary search over the spec's own strings, so the
+    /// lookup costs 4 bytes per row instead of a map of copied names.
+    sections_by_name: Vec<u16>,
+    /// Row indices, each section's rows sorted by label, at the positions
+    /// of that section's rows in `rows`.
+    rows_by_label: Vec<u32>,
     /// Seats never sold, sorted.
     pub(crate) blocked: Vec<u32>,
     /// Accessible seats, sorted.
@@ -113,6 +120,8 @@ impl Layout {
             }
             let category = layout.categories.binary_search(&section.category).expect("collected above");
             layout.section_category.push(category as u16);
+            layout.section_first_row.push(layout.rows.len() as u32);
+            let mut row_labels = BTreeSet::new();
             for row in &section.rows {
                 check_text("row label", &row.label, limits).map_err(bad)?;
                 if row.label.contains('-') {
@@ -124,9 +133,9 @@ impl Layout {
                         section.name, row.label, limits.row_seats_max
                     )));
                 }
-                let key = format!("{}-{}", section.name, row.label);
-                let row_idx = layout.rows.len() as u32;
-                if layout.row_index.insert(key, row_idx).is_some() {
+                // Row labels hold no '-', so a label is unique in the venue
+                // exactly when it is unique in its section.
+                if !row_labels.insert(row.label.as_str()) {
                     return Err(bad(format!("duplicate row {}-{}", section.name, row.label)));
                 }
                 layout.rows.push(Row { section: s_idx as u16, first_seat: capacity as u32, seats: row.seats });
@@ -137,15 +146,31 @@ impl Layout {
             }
         }
         layout.capacity = capacity as u32;
-        layout.blocked = layout.seat_list("blocked_seats", &spec.blocked_seats)?;
-        layout.accessible = layout.seat_list("accessible_seats", &spec.accessible_seats)?;
+        layout.section_first_row.push(layout.rows.len() as u32);
+        // The tables live as long as the venue: keep no spare capacity.
+        layout.rows.shrink_to_fit();
+        layout.section_category.shrink_to_fit();
+        let mut sections_by_name: Vec<u16> = (0..spec.sections.len() as u16).collect();
+        sections_by_name.sort_unstable_by(|&a, &b| spec.sections[a as usize].name.cmp(&spec.sections[b as usize].name));
+        layout.sections_by_name = sections_by_name;
+        layout.rows_by_label = Vec::with_capacity(layout.rows.len());
+        for (s_idx, section) in spec.sections.iter().enumerate() {
+            let first = layout.section_first_row[s_idx];
+            let mut rows: Vec<u32> = (first..layout.section_first_row[s_idx + 1]).collect();
+            rows.sort_unstable_by(|&a, &b| {
+                section.rows[(a - first) as usize].label.cmp(&section.rows[(b - first) as usize].label)
+            });
+            layout.rows_by_label.extend(rows);
+        }
+        layout.blocked = layout.seat_list(spec, "blocked_seats", &spec.blocked_seats)?;
+        layout.accessible = layout.seat_list(spec, "accessible_seats", &spec.accessible_seats)?;
         Ok(layout)
     }
 
-    fn seat_list(&self, what: &str, labels: &[String]) -> Result<Vec<u32>, Rejection> {
+    fn seat_list(&self, spec: &VenueSpec, what: &str, labels: &[String]) -> Result<Vec<u32>, Rejection> {
         let mut seats = Vec::with_capacity(labels.len());
         for label in labels {
-            let seat = self.parse(label).ok_or_else(|| bad(format!("{what}: unknown seat {label:?}")))?;
+            let seat = self.parse(spec, label).ok_or_else(|| bad(format!("{what}: unknown seat {label:?}")))?;
             seats.push(seat);
         }
         seats.sort_unstable();
@@ -157,19 +182,56 @@ impl Layout {
         Ok(seats)
     }
 
-    /// The seat a label names, if any.
-    pub(crate) fn parse(&self, label: &str) -> Option<u32> {
+    /// The seat a label names in the venue `spec` this layout was built
+    /// from, if any.
+    pub(crate) fn parse(&self, spec: &VenueSpec, label: &str) -> Option<u32> {
+        self.parse_after(spec, label, &mut None)
+    }
+
+    /// [`Layout::parse`] that keeps in `last` the row it found and the
+    /// `{section}-{row}` prefix naming it: the seats of one hold are usually
+    /// in one row, which is then looked up once.
+    pub(crate) fn parse_after<'a>(
+        &self,
+        spec: &VenueSpec,
+        label: &'a str,
+        last: &mut Option<(&'a str, usize)>,
+    ) -> Option<u32> {
         let (prefix, number) = label.rsplit_once('-')?;
         // Reject "+1", "01" and similar: a label has exactly one spelling.
         if number.is_empty() || number.starts_with('0') || !number.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let number: u32 = number.parse().ok()?;
-        let row = &self.rows[*self.row_index.get(prefix)? as usize];
+        let row_idx = match *last {
+            Some((seen, row_idx)) if seen == prefix => row_idx,
+            _ => {
+                let row_idx = self.find_row(spec, prefix)?;
+                *last = Some((prefix, row_idx));
+                row_idx
+            }
+        };
+        let row = &self.rows[row_idx];
         if number == 0 || number > row.seats {
             return None;
         }
         Some(row.first_seat + number - 1)
+    }
+
+    /// The row named `{section}-{row}`, if any.
+    fn find_row(&self, spec: &VenueSpec, prefix: &str) -> Option<usize> {
+        // Row labels hold no '-': the last one ends the section name, which may hold '-'.
+        let (section_name, row_label) = prefix.rsplit_once('-')?;
+        let by_name = self
+            .sections_by_name
+            .binary_search_by(|&s| bytewise(&spec.sections[s as usize].name, section_name))
+            .ok()?;
+        let s_idx = self.sections_by_name[by_name] as usize;
+        let section = &spec.sections[s_idx];
+        let first = self.section_first_row[s_idx];
+        let rows = &self.rows_by_label[first as usize..self.section_first_row[s_idx + 1] as usize];
+        let at = rows.binary_search_by(|&r| bytewise(&section.rows[(r - first) as usize].label, row_label)).ok()?;
+        Some(rows[at] as usize)
     }
 
     /// The row index of a seat.
@@ -197,25 +259,44 @@ impl Layout {
 
     /// The label of a seat.
     pub(crate) fn label(&self, spec: &VenueSpec, seat: u32) -> String {
-        let row = &self.rows[self.row_of(seat)];
-        let section = &spec.sections[row.section as usize];
-        let row_spec_label = self.row_label(spec, seat);
-        format!("{}-{}-{}", section.name, row_spec_label, seat - row.first_seat + 1)
+        let (section, row, number) = self.parts(spec, seat);
+        // Sized up front: labels are made for every seat a command touches.
+        let mut label = String::with_capacity(section.len() + row.len() + 12);
+        label.push_str(section);
+        label.push('-');
+        label.push_str(row);
+        label.push('-');
+        // Digits by hand: the formatting machinery costs more than the rest.
+        let mut digits = [0u8; 10];
+        let mut at = digits.len();
+        let mut rest = number;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        label.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+        label
     }
 
     /// (section name, row label, seat number) of a seat.
     pub(crate) fn parts<'a>(&self, spec: &'a VenueSpec, seat: u32) -> (&'a str, &'a str, u32) {
-        let row = &self.rows[self.row_of(seat)];
-        (&spec.sections[row.section as usize].name, self.row_label(spec, seat), seat - row.first_seat + 1)
-    }
-
-    fn row_label<'a>(&self, spec: &'a VenueSpec, seat: u32) -> &'a str {
         let row_idx = self.row_of(seat);
-        let section = self.rows[row_idx].section as usize;
+        let row = &self.rows[row_idx];
+        let section = &spec.sections[row.section as usize];
         // Rows of a section are contiguous in layout order.
-        let first_row_of_section = self.rows.partition_point(|r| (r.section as usize) < section);
-        &spec.sections[section].rows[row_idx - first_row_of_section].label
+        let row_in_section = row_idx - self.section_first_row[row.section as usize] as usize;
+        (&section.name, &section.rows[row_in_section].label, seat - row.first_seat + 1)
     }
+}
+
+/// The order of `str`'s `Ord`, compared inline: names and row labels are a
+/// few bytes long, shorter than the cost of calling `memcmp` for them.
+fn bytewise(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes().cmp(b.bytes())
 }
 
 #[cfg(test)]
@@ -251,7 +332,7 @@ mod tests {
         assert_eq!(v.derived.capacity, 47);
         for seat in 0..v.derived.capacity {
             let label = v.derived.label(&v.spec, seat);
-            assert_eq!(v.derived.parse(&label), Some(seat), "{label}");
+            assert_eq!(v.derived.parse(&v.spec, &label), Some(seat), "{label}");
         }
         assert_eq!(v.derived.label(&v.spec, 0), "Floor-A-1");
         assert_eq!(v.derived.label(&v.spec, 20), "Floor-B-1");
@@ -268,7 +349,7 @@ mod tests {
         for label in
             ["Floor-A-0", "Floor-A-21", "Floor-A-01", "Floor-A-+1", "Floor-C-1", "Floor-A", "", "A-1", "Floor-A-"]
         {
-            assert_eq!(v.derived.parse(label), None, "{label}");
+            assert_eq!(v.derived.parse(&v.spec, label), None, "{label}");
         }
     }
 

@@ -305,6 +305,12 @@ pub struct IntentView {
 }
 
 impl State {
+    /// Whether a live hold's lease has run out by `now` (an expiry sweep
+    /// would release something).
+    pub fn has_due_holds(&self, now: Millis) -> bool {
+        self.ix.expiry.first().is_some_and(|&(at, _)| at <= now)
+    }
+
     /// Ids of all events, in id order.
     pub fn event_ids(&self) -> impl Iterator<Item = EventId> + '_ {
         self.p.events.keys().copied()

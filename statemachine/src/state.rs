@@ -49,8 +49,10 @@ pub(crate) struct Indexes {
     pub(crate) reserved_bookings: BTreeMap<BookingId, HoldId>,
     pub(crate) user_bookings: BTreeSet<(String, BookingId)>,
     pub(crate) user_waitlist: BTreeMap<(String, EventId), WaitlistId>,
-    /// Remembered requests by the log index that recorded them (oldest first).
-    pub(crate) dedup_order: BTreeMap<u64, (String, String)>,
+    /// Remembered requests by the log index that recorded them (oldest
+    /// first), with the time they were recorded so that pruning needs no
+    /// lookup in the table itself.
+    pub(crate) dedup_order: BTreeMap<u64, (Millis, (String, String))>,
 }
 
 /// The seat-inventory state of one region shard.
@@ -128,8 +130,10 @@ impl State {
             return Applied { result: Err(why), events: Vec::new(), replayed: false };
         }
         let fingerprint = crate::dedup::fingerprint(&cmd.op);
-        if cmd.op.recorded() && !planted(Bug::NoDedup) {
-            if let Some(seen) = self.p.dedup.get(&(cmd.client.clone(), cmd.request.clone())) {
+        // Built once: the lookup and the record below use the same key.
+        let key = cmd.op.recorded().then(|| (cmd.client.clone(), cmd.request.clone()));
+        if let Some(key) = key.as_ref().filter(|_| !planted(Bug::NoDedup)) {
+            if let Some(seen) = self.p.dedup.get(key) {
                 let result = if seen.fingerprint == fingerprint {
                     seen.result.clone()
                 } else {
@@ -140,8 +144,10 @@ impl State {
         }
         let mut fx = Vec::new();
         let result = self.dispatch(&cmd.op, now, &mut fx);
-        // The command may have finished holds: keep the bounds at this index too.
-        self.prune(now);
+        // The command may have finished holds: keep the bounds at this index
+        // too. Commands never touch the exactly-once table, which the prune
+        // above already brought within its bounds at this time.
+        self.prune_finished_holds(now);
         if result.is_err() {
             // A rejected command changes nothing it was asked to change. It
             // may still have released holds whose lease ran out (and offered
@@ -149,8 +155,8 @@ impl State {
             // passing, which readers must hear about like any other change.
             assert!(fx.iter().all(DomainEvent::is_time_driven), "a rejected command emitted {fx:?}");
         }
-        if cmd.op.recorded() {
-            self.remember(cmd, ctx.index, now, fingerprint, &result);
+        if let Some(key) = key {
+            self.remember(key, ctx.index, now, fingerprint, &result);
         }
         Applied { result, events: fx, replayed: false }
     }
@@ -212,16 +218,21 @@ impl State {
     fn prune(&mut self, now: Millis) {
         let limits = self.p.limits;
         let dedup_age_ms = limits.dedup_age_secs_max.saturating_mul(1000);
-        while let Some((&index, key)) = self.ix.dedup_order.first_key_value() {
-            let entry = &self.p.dedup[key];
+        while let Some((&index, &(at_ms, ref key))) = self.ix.dedup_order.first_key_value() {
             let too_many = self.p.dedup.len() > limits.dedup_entries_max as usize;
-            if !too_many && entry.at_ms.saturating_add(dedup_age_ms) > now {
+            if !too_many && at_ms.saturating_add(dedup_age_ms) > now {
                 break;
             }
             let key = key.clone();
             self.ix.dedup_order.remove(&index);
             self.p.dedup.remove(&key);
         }
+        self.prune_finished_holds(now);
+    }
+
+    /// Forgets finished holds beyond their count or age bound.
+    fn prune_finished_holds(&mut self, now: Millis) {
+        let limits = self.p.limits;
         let hold_age_ms = limits.hold_finished_age_secs_max.saturating_mul(1000);
         while let Some(&(finished_at, hold_id)) = self.ix.finished.first() {
             let too_many = self.ix.finished.len() > limits.holds_finished_max as usize;
@@ -251,23 +262,22 @@ impl State {
 
     fn remember(
         &mut self,
-        cmd: &Command,
+        key: (String, String),
         index: u64,
         now: Millis,
         fingerprint: u64,
         result: &Result<Outcome, Rejection>,
     ) {
-        let key = (cmd.client.clone(), cmd.request.clone());
         let entry = DedupEntry { index, at_ms: now, fingerprint, result: result.clone() };
         let previous = self.p.dedup.insert(key.clone(), entry);
         assert!(previous.is_none(), "a remembered request was applied again");
-        self.ix.dedup_order.insert(index, key);
         if planted(Bug::NoDedup) {
-            self.p.dedup.remove(&(cmd.client.clone(), cmd.request.clone()));
-            self.ix.dedup_order.remove(&index);
+            self.p.dedup.remove(&key);
+            return;
         }
+        self.ix.dedup_order.insert(index, (now, key));
         if self.p.dedup.len() > self.p.limits.dedup_entries_max as usize {
-            let (index, key) = self.ix.dedup_order.pop_first().expect("non-empty");
+            let (index, (_, key)) = self.ix.dedup_order.pop_first().expect("non-empty");
             assert_ne!(index, u64::MAX);
             self.p.dedup.remove(&key);
         }
@@ -275,13 +285,18 @@ impl State {
 
     /// Moves one seat to a new status, keeping the category counters exact.
     pub(crate) fn set_seat(event: &mut Event, layout: &Layout, seat: u32, to: u8) {
+        State::set_seat_of(event, layout.category_of(seat), seat, to);
+    }
+
+    /// [`State::set_seat`] for a caller that already knows the seat's category.
+    pub(crate) fn set_seat_of(event: &mut Event, category: u16, seat: u32, to: u8) {
         let from = event.seats[seat as usize];
         assert_ne!(from, to, "seat {seat} is already in status {to}");
         if planted(Bug::CounterDrift) && from == SEAT_HELD && to == SEAT_AVAILABLE {
             event.seats[seat as usize] = to;
             return;
         }
-        let counts = &mut event.counts[layout.category_of(seat) as usize];
+        let counts = &mut event.counts[category as usize];
         let slot = counts.slot(from);
         *slot = slot.checked_sub(1).expect("category counter underflow");
         *counts.slot(to) += 1;
