@@ -8,6 +8,7 @@
 
 use crate::layout::Layout;
 use crate::state::SEAT_AVAILABLE;
+use crate::statuses::Statuses;
 
 /// What to look for.
 #[derive(Clone, Copy, Debug)]
@@ -36,11 +37,10 @@ struct Placement {
 }
 
 /// Chooses seats, sorted by index, or says why it cannot.
-pub(crate) fn choose(layout: &Layout, status: &[u8], want: Want) -> Result<Vec<u32>, Shortfall> {
+pub(crate) fn choose(layout: &Layout, status: &Statuses, want: Want) -> Result<Vec<u32>, Shortfall> {
     assert!(want.count > 0, "best-available needs at least one seat");
-    assert_eq!(status.len(), layout.capacity as usize);
-    let eligible =
-        |seat: u32| status[seat as usize] == SEAT_AVAILABLE && (!want.accessible || layout.is_accessible(seat));
+    assert_eq!(status.len(), layout.capacity);
+    let eligible = |seat: u32| status.get(seat) == SEAT_AVAILABLE && (!want.accessible || layout.is_accessible(seat));
     // Pass 1: the best single-row placement, preferring one without orphans.
     let mut best_with_orphans: Option<Placement> = None;
     let mut total_eligible: u64 = 0;
@@ -181,19 +181,19 @@ mod tests {
     #[test]
     fn picks_the_centre_of_the_first_row() {
         let v = venue(&[10, 10]);
-        let status = vec![SEAT_AVAILABLE; 20];
+        let status = Statuses::new(20, SEAT_AVAILABLE);
         assert_eq!(choose(&v.derived, &status, want(4, true)), Ok(vec![3, 4, 5, 6]));
     }
 
     #[test]
     fn avoids_leaving_an_orphan() {
         let v = venue(&[6, 6]);
-        let mut status = vec![SEAT_AVAILABLE; 12];
+        let mut status = Statuses::new(12, SEAT_AVAILABLE);
         // Row 1: seat 1 taken; free run is seats 2..6 (5 seats). Taking 4 seats
         // must not leave a single seat: only 2..5 (leaves 6 alone) or 3..6
         // (leaves 2 alone) exist, so row 1 has no clean placement and row 2
         // wins. In row 2, 1..4 and 3..6 are equally central; the first is kept.
-        status[0] = SEAT_BOOKED;
+        status.set(0, SEAT_BOOKED);
         assert_eq!(choose(&v.derived, &status, want(4, true)), Ok(vec![6, 7, 8, 9]));
         // Three seats fit row 1 cleanly (2..4 leaves 5,6 together).
         let got = choose(&v.derived, &status, want(3, true)).unwrap();
@@ -203,8 +203,8 @@ mod tests {
     #[test]
     fn takes_an_orphaning_placement_when_nothing_else_fits() {
         let v = venue(&[5]);
-        let mut status = vec![SEAT_AVAILABLE; 5];
-        status[0] = SEAT_HELD;
+        let mut status = Statuses::new(5, SEAT_AVAILABLE);
+        status.set(0, SEAT_HELD);
         // Four free seats, three wanted: every placement strands one seat.
         let got = choose(&v.derived, &status, want(3, true)).unwrap();
         assert_eq!(got.len(), 3);
@@ -213,20 +213,20 @@ mod tests {
     #[test]
     fn together_fails_when_no_row_fits_but_split_succeeds() {
         let v = venue(&[4, 4]);
-        let mut status = vec![SEAT_AVAILABLE; 8];
-        status[1] = SEAT_BOOKED;
-        status[6] = SEAT_BOOKED;
+        let mut status = Statuses::new(8, SEAT_AVAILABLE);
+        status.set(1, SEAT_BOOKED);
+        status.set(6, SEAT_BOOKED);
         assert_eq!(choose(&v.derived, &status, want(3, true)), Err(Shortfall::NotTogether));
         let split = choose(&v.derived, &status, want(3, false)).unwrap();
         assert_eq!(split.len(), 3);
-        assert!(split.iter().all(|&s| status[s as usize] == SEAT_AVAILABLE));
+        assert!(split.iter().all(|&s| status.get(s) == SEAT_AVAILABLE));
         assert_eq!(choose(&v.derived, &status, want(7, false)), Err(Shortfall::TooFew));
     }
 
     #[test]
     fn accessible_only_uses_accessible_seats() {
         let v = venue(&[4, 4]);
-        let status = vec![SEAT_AVAILABLE; 8];
+        let status = Statuses::new(8, SEAT_AVAILABLE);
         let w = Want { accessible: true, ..want(2, true) };
         assert_eq!(choose(&v.derived, &status, w), Ok(vec![4, 5]));
         let w3 = Want { accessible: true, ..want(3, false) };
@@ -236,7 +236,8 @@ mod tests {
     #[test]
     fn is_deterministic() {
         let v = venue(&[30, 30, 30]);
-        let status: Vec<u8> = (0..90).map(|i| if i % 7 == 0 { SEAT_BOOKED } else { SEAT_AVAILABLE }).collect();
+        let mut status = Statuses::new(90, SEAT_AVAILABLE);
+        (0..90).filter(|i| i % 7 == 0).for_each(|i| status.set(i, SEAT_BOOKED));
         let a = choose(&v.derived, &status, want(5, false));
         for _ in 0..10 {
             assert_eq!(choose(&v.derived, &status, want(5, false)), a);

@@ -295,7 +295,7 @@ impl State {
         let ev = self.p.events.get_mut(&event).expect("booking's event");
         let layout = &self.p.venues[&ev.settings.venue].derived;
         for &seat in &seats {
-            assert_eq!(ev.seats[seat as usize], SEAT_BOOKED, "a confirmed booking's seat is not booked");
+            assert_eq!(ev.seats.get(seat), SEAT_BOOKED, "a confirmed booking's seat is not booked");
             State::set_seat(ev, layout, seat, SEAT_AVAILABLE);
         }
         fx.push(DomainEvent::BookingCancelled {

@@ -44,7 +44,7 @@ impl State {
         let venue = self.p.venues.get(&spec.venue).ok_or(Rejection::VenueNotFound)?;
         let settings = validate_event(spec, venue, now, &self.p.limits)?;
         let layout = &venue.derived;
-        let mut seats = vec![SEAT_AVAILABLE; layout.capacity as usize];
+        let mut seats = crate::statuses::Statuses::new(layout.capacity, SEAT_AVAILABLE);
         let mut counts = vec![Counts::default(); layout.categories.len()];
         for (row_idx, row) in layout.rows.iter().enumerate() {
             counts[layout.category_of_row(row_idx) as usize].available += row.seats;
@@ -53,7 +53,7 @@ impl State {
             let c = &mut counts[layout.category_of(seat) as usize];
             c.available -= 1;
             c.blocked += 1;
-            seats[seat as usize] = SEAT_BLOCKED;
+            seats.set(seat, SEAT_BLOCKED);
         }
         let id = EventId(self.alloc_id());
         let event = Event {

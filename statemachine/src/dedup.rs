@@ -4,6 +4,24 @@
 
 use crate::command::Op;
 
+/// What the exactly-once table is keyed by: a 128-bit digest of the
+/// (client, request) pair. Keys of fixed size make every command's lookup a
+/// few integer comparisons instead of string ones. Two different requests
+/// colliding is as unlikely as two random UUIDs colliding, and even then the
+/// stored fingerprint of the request turns it into `IdempotencyKeyReused`,
+/// never into another request's answer.
+pub(crate) type RequestKey = u128;
+
+/// The key of a (client, request) pair; the client is length-prefixed so
+/// that no two pairs share an encoding.
+pub(crate) fn request_key(client: &str, request: &str) -> RequestKey {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(&(client.len() as u64).to_le_bytes());
+    hasher.update(client.as_bytes());
+    hasher.update(request.as_bytes());
+    hasher.digest128()
+}
+
 /// Ops whose encoding fits this many bytes are encoded on the stack; every
 /// command is fingerprinted, and a heap buffer per command is measurable.
 const STACK_BYTES: usize = 512;
@@ -29,6 +47,13 @@ mod tests {
 
     fn heap_digest(op: &Op) -> u64 {
         xxhash_rust::xxh3::xxh3_64(&postcard::to_allocvec(op).unwrap())
+    }
+
+    #[test]
+    fn request_keys_do_not_depend_on_where_client_ends() {
+        assert_ne!(request_key("ab", "c"), request_key("a", "bc"));
+        assert_eq!(request_key("alice", "k1"), request_key("alice", "k1"));
+        assert_ne!(request_key("alice", "k1"), request_key("alice", "k2"));
     }
 
     #[test]

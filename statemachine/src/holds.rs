@@ -96,8 +96,7 @@ impl State {
         let layout = &self.p.venues[&event.settings.venue].derived;
         let seats = match wanted {
             Ok(seats) => {
-                let taken: Vec<u32> =
-                    seats.iter().copied().filter(|&s| event.seats[s as usize] != SEAT_AVAILABLE).collect();
+                let taken: Vec<u32> = seats.iter().copied().filter(|&s| event.seats.get(s) != SEAT_AVAILABLE).collect();
                 if !taken.is_empty() {
                     return Err(Rejection::SeatsUnavailable { seats: self.labels(event_id, &taken) });
                 }
@@ -173,7 +172,7 @@ impl State {
         let venue = &self.p.venues[&event.settings.venue];
         let mut total_price: u64 = 0;
         for &seat in &seats {
-            assert_eq!(event.seats[seat as usize], SEAT_AVAILABLE, "holding a seat that is not available");
+            assert_eq!(event.seats.get(seat), SEAT_AVAILABLE, "holding a seat that is not available");
             // Looked up once: both the counters and the price need it.
             let category = venue.derived.category_of(seat);
             State::set_seat_of(event, category, seat, SEAT_HELD);
@@ -240,7 +239,7 @@ impl State {
         let venue = &self.p.venues[&event.settings.venue];
         let seat_to = if to == HoldState::Confirmed { SEAT_BOOKED } else { SEAT_AVAILABLE };
         for &seat in &hold.seats {
-            assert_eq!(event.seats[seat as usize], SEAT_HELD, "a live hold's seat is not held");
+            assert_eq!(event.seats.get(seat), SEAT_HELD, "a live hold's seat is not held");
             State::set_seat(event, &venue.derived, seat, seat_to);
         }
         assert!(event.live_holds.remove(&(hold.expires_at_ms, hold_id)));
@@ -274,8 +273,7 @@ impl State {
             HoldState::Released => Rejection::HoldReleased,
             HoldState::Expired => {
                 let seats = &self.p.events[&hold.event].seats;
-                let taken: Vec<u32> =
-                    hold.seats.iter().copied().filter(|&s| seats[s as usize] != SEAT_AVAILABLE).collect();
+                let taken: Vec<u32> = hold.seats.iter().copied().filter(|&s| seats.get(s) != SEAT_AVAILABLE).collect();
                 if taken.is_empty() {
                     Rejection::HoldExpired
                 } else {

@@ -31,11 +31,11 @@ impl State {
         for (id, ev) in &self.p.events {
             let f = &fresh.p.events[id];
             if ev.seats != f.seats {
-                let seat = ev.seats.iter().zip(&f.seats).position(|(a, b)| a != b).unwrap_or(0);
+                let seat = ev.seats.first_difference(&f.seats).unwrap_or(0);
                 return Err(InvariantViolation(format!(
                     "event {id}: seat {seat} is {} but the records say {}",
-                    ev.seats.get(seat).copied().unwrap_or(255),
-                    f.seats.get(seat).copied().unwrap_or(255)
+                    if seat < ev.seats.len() { ev.seats.get(seat) } else { 255 },
+                    if seat < f.seats.len() { f.seats.get(seat) } else { 255 }
                 )));
             }
             if ev.counts != f.counts {
@@ -75,9 +75,9 @@ impl State {
             let venue = p.venues.get(&ev.settings.venue).ok_or(format!("event {id}: unknown venue"))?;
             let layout = &venue.derived;
             ensure!(ev.settings.prices.len() == layout.categories.len(), "event {id}: price list does not fit venue");
-            ev.seats = vec![SEAT_AVAILABLE; layout.capacity as usize];
+            ev.seats = crate::statuses::Statuses::new(layout.capacity, SEAT_AVAILABLE);
             for &seat in &layout.blocked {
-                ev.seats[seat as usize] = SEAT_BLOCKED;
+                ev.seats.set(seat, SEAT_BLOCKED);
             }
             ev.counts = Vec::new();
             ev.live_holds.clear();
@@ -90,12 +90,12 @@ impl State {
             let ev = p.events.get_mut(&hold.event).ok_or(format!("hold {id}: unknown event"))?;
             ensure!(!hold.seats.is_empty(), "hold {id} has no seats");
             ensure!(hold.seats.windows(2).all(|w| w[0] < w[1]), "hold {id}: seats not sorted and distinct");
-            ensure!((*hold.seats.last().expect("non-empty") as usize) < ev.seats.len(), "hold {id}: seat out of range");
+            ensure!(*hold.seats.last().expect("non-empty") < ev.seats.len(), "hold {id}: seat out of range");
             if hold.state == HoldState::Active {
                 for &seat in &hold.seats {
-                    let status = ev.seats[seat as usize];
+                    let status = ev.seats.get(seat);
                     ensure!(status == SEAT_AVAILABLE, "hold {id}: seat {seat} is also in status {status}");
-                    ev.seats[seat as usize] = SEAT_HELD;
+                    ev.seats.set(seat, SEAT_HELD);
                 }
                 ev.live_holds.insert((hold.expires_at_ms, *id));
                 ix.expiry.insert((hold.expires_at_ms, *id));
@@ -126,13 +126,13 @@ impl State {
                     t.booking == *id && t.seat == seat && t.event == b.event,
                     "ticket {ticket_id} disagrees with its booking"
                 );
-                ensure!((seat as usize) < ev.seats.len(), "booking {id}: seat out of range");
+                ensure!(seat < ev.seats.len(), "booking {id}: seat out of range");
                 match b.status {
                     BookingStatus::Confirmed => {
                         ensure!(t.status != TicketStatus::Cancelled, "confirmed booking {id} has a cancelled ticket");
-                        let status = ev.seats[seat as usize];
+                        let status = ev.seats.get(seat);
                         ensure!(status == SEAT_AVAILABLE, "booking {id}: seat {seat} is also in status {status}");
-                        ev.seats[seat as usize] = SEAT_BOOKED;
+                        ev.seats.set(seat, SEAT_BOOKED);
                     }
                     BookingStatus::Cancelled => {
                         ensure!(t.status == TicketStatus::Cancelled, "cancelled booking {id} has a live ticket");
@@ -154,7 +154,7 @@ impl State {
         }
         for (key, entry) in &p.dedup {
             ensure!(entry.index <= p.last_index, "remembered request from the future");
-            let previous = ix.dedup_order.insert(entry.index, (entry.at_ms, key.clone()));
+            let previous = ix.dedup_order.insert(entry.index, (entry.at_ms, *key));
             ensure!(previous.is_none(), "two remembered requests at index {}", entry.index);
         }
         for (key, intent) in &p.intents {
@@ -166,7 +166,7 @@ impl State {
             for (row_idx, row) in layout.rows.iter().enumerate() {
                 let counts = &mut ev.counts[layout.category_of_row(row_idx) as usize];
                 for seat in row.first_seat..row.first_seat + row.seats {
-                    *counts.slot(ev.seats[seat as usize]) += 1;
+                    *counts.slot(ev.seats.get(seat)) += 1;
                 }
             }
         }

@@ -31,6 +31,7 @@ mod query;
 mod records;
 mod snapshot;
 mod state;
+mod statuses;
 mod tickets;
 mod waitlist;
 

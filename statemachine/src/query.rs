@@ -379,10 +379,10 @@ impl State {
         let mut status = ev.seats.clone();
         for hold in self.due_holds(id, now) {
             for &seat in &hold.seats {
-                status[seat as usize] = SEAT_AVAILABLE;
+                status.set(seat, SEAT_AVAILABLE);
             }
         }
-        let mut seats = Vec::with_capacity(status.len());
+        let mut seats = Vec::with_capacity(status.len() as usize);
         for (row_idx, row) in layout.rows.iter().enumerate() {
             let category = layout.category_of_row(row_idx) as usize;
             for seat in row.first_seat..row.first_seat + row.seats {
@@ -395,7 +395,7 @@ impl State {
                     category: layout.categories[category].clone(),
                     price: ev.settings.prices[category],
                     accessible: layout.is_accessible(seat),
-                    status: SeatStatus::from_byte(status[seat as usize]),
+                    status: SeatStatus::from_byte(status.get(seat)),
                 });
             }
         }

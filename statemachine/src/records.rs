@@ -67,9 +67,9 @@ pub(crate) struct Event {
     pub(crate) id: EventId,
     pub(crate) settings: EventSettings,
     pub(crate) created_at_ms: Millis,
-    /// One status byte per venue seat: the only per-seat memory of an event.
+    /// Two status bits per venue seat: the only per-seat memory of an event.
     #[serde(skip)]
-    pub(crate) seats: Vec<u8>,
+    pub(crate) seats: crate::statuses::Statuses,
     /// Per venue category.
     #[serde(skip)]
     pub(crate) counts: Vec<Counts>,

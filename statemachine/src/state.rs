@@ -33,7 +33,7 @@ pub(crate) struct Primary {
     pub(crate) tickets: BTreeMap<TicketId, Ticket>,
     pub(crate) waitlist: BTreeMap<WaitlistId, WaitEntry>,
     pub(crate) intents: BTreeMap<String, Intent>,
-    pub(crate) dedup: BTreeMap<(String, String), DedupEntry>,
+    pub(crate) dedup: BTreeMap<crate::dedup::RequestKey, DedupEntry>,
 }
 
 /// Lookup structures derived from [`Primary`].
@@ -52,7 +52,7 @@ pub(crate) struct Indexes {
     /// Remembered requests by the log index that recorded them (oldest
     /// first), with the time they were recorded so that pruning needs no
     /// lookup in the table itself.
-    pub(crate) dedup_order: BTreeMap<u64, (Millis, (String, String))>,
+    pub(crate) dedup_order: BTreeMap<u64, (Millis, crate::dedup::RequestKey)>,
 }
 
 /// The seat-inventory state of one region shard.
@@ -131,7 +131,7 @@ impl State {
         }
         let fingerprint = crate::dedup::fingerprint(&cmd.op);
         // Built once: the lookup and the record below use the same key.
-        let key = cmd.op.recorded().then(|| (cmd.client.clone(), cmd.request.clone()));
+        let key = cmd.op.recorded().then(|| crate::dedup::request_key(&cmd.client, &cmd.request));
         if let Some(key) = key.as_ref().filter(|_| !planted(Bug::NoDedup)) {
             if let Some(seen) = self.p.dedup.get(key) {
                 let result = if seen.fingerprint == fingerprint {
@@ -218,7 +218,7 @@ impl State {
     fn prune(&mut self, now: Millis) {
         let limits = self.p.limits;
         let dedup_age_ms = limits.dedup_age_secs_max.saturating_mul(1000);
-        while let Some((&index, &(at_ms, ref key))) = self.ix.dedup_order.first_key_value() {
+        while let Some((&index, &(at_ms, key))) = self.ix.dedup_order.first_key_value() {
             let too_many = self.p.dedup.len() > limits.dedup_entries_max as usize;
             if !too_many && at_ms.saturating_add(dedup_age_ms) > now {
                 break;
@@ -262,14 +262,14 @@ impl State {
 
     fn remember(
         &mut self,
-        key: (String, String),
+        key: crate::dedup::RequestKey,
         index: u64,
         now: Millis,
         fingerprint: u64,
         result: &Result<Outcome, Rejection>,
     ) {
         let entry = DedupEntry { index, at_ms: now, fingerprint, result: result.clone() };
-        let previous = self.p.dedup.insert(key.clone(), entry);
+        let previous = self.p.dedup.insert(key, entry);
         assert!(previous.is_none(), "a remembered request was applied again");
         if planted(Bug::NoDedup) {
             self.p.dedup.remove(&key);
@@ -290,17 +290,17 @@ impl State {
 
     /// [`State::set_seat`] for a caller that already knows the seat's category.
     pub(crate) fn set_seat_of(event: &mut Event, category: u16, seat: u32, to: u8) {
-        let from = event.seats[seat as usize];
+        let from = event.seats.get(seat);
         assert_ne!(from, to, "seat {seat} is already in status {to}");
         if planted(Bug::CounterDrift) && from == SEAT_HELD && to == SEAT_AVAILABLE {
-            event.seats[seat as usize] = to;
+            event.seats.set(seat, to);
             return;
         }
         let counts = &mut event.counts[category as usize];
         let slot = counts.slot(from);
         *slot = slot.checked_sub(1).expect("category counter underflow");
         *counts.slot(to) += 1;
-        event.seats[seat as usize] = to;
+        event.seats.set(seat, to);
     }
 
     /// Labels of seats of an event.

@@ -42,8 +42,8 @@ fn catches_a_seat_flipped_without_a_record() {
     assert_caught(
         |s, e| {
             let ev = s.p.events.get_mut(&e).unwrap();
-            let seat = ev.seats.iter().position(|&b| b == SEAT_AVAILABLE).unwrap();
-            ev.seats[seat] = SEAT_BOOKED;
+            let seat = (0..ev.seats.len()).find(|&s| ev.seats.get(s) == SEAT_AVAILABLE).unwrap();
+            ev.seats.set(seat, SEAT_BOOKED);
             ev.counts[0].available -= 1;
             ev.counts[0].booked += 1;
         },
@@ -97,8 +97,8 @@ fn catches_a_held_seat_without_a_hold() {
     assert_caught(
         |s, e| {
             let ev = s.p.events.get_mut(&e).unwrap();
-            let seat = ev.seats.iter().position(|&b| b == SEAT_HELD).unwrap();
-            ev.seats[seat] = SEAT_AVAILABLE;
+            let seat = (0..ev.seats.len()).find(|&s| ev.seats.get(s) == SEAT_HELD).unwrap();
+            ev.seats.set(seat, SEAT_AVAILABLE);
         },
         "a held seat whose status byte was cleared",
     );
