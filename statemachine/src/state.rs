@@ -223,7 +223,6 @@ impl State {
             if !too_many && at_ms.saturating_add(dedup_age_ms) > now {
                 break;
             }
-            let key = key.clone();
             self.ix.dedup_order.remove(&index);
             self.p.dedup.remove(&key);
         }
