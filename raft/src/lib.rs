@@ -1,1 +1,28 @@
-//! Placeholder; see ARCHITECTURE.md.
+//! Region shards as openraft groups on RocksDB, many groups per node.
+//!
+//! # Layout
+//! - `types`: the openraft type configuration (`LogCmd` carries a command and
+//!   the leader's time; `CmdResp` the result).
+//! - `store`: the node's RocksDB, shared by every group it hosts; the Raft log
+//!   of a group (`LogStore`) with group commit through one flusher thread.
+//! - `sm`: the state-machine storage around `statemachine::State`, snapshots.
+//! - `network`: Raft messages over gRPC, one channel per peer, routed by group.
+//! - `node`: a node hosting many groups; proposals with leader-stamped time,
+//!   linearizable reads, membership, the periodic expiry sweep.
+//!
+//! openraft types stay behind this crate's API so that an upgrade touches
+//! one crate.
+
+mod network;
+mod node;
+mod sm;
+mod store;
+mod types;
+
+pub use node::{GroupStatus, NodeConfig, NodeError, RaftNode};
+pub use sm::{ShardSm, ShardState, SnapshotBuilder};
+pub use store::{FlushStats, LogStore, NodeStore};
+pub use types::{CmdResp, GroupId, LogCmd, PeerNode, TypeConfig};
+
+/// A group's Raft handle.
+pub(crate) type ShardRaft = openraft::Raft<TypeConfig, ShardSm>;

@@ -1,0 +1,461 @@
+//! A node: the replicas of every group it hosts, on one RocksDB, behind one
+//! gRPC server, with one connection per peer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::{Config, ReadPolicy, SnapshotPolicy};
+use proto::raft_v1::raft_transport_server::RaftTransportServer;
+use statemachine::{Applied, Command, Millis, Op, State};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::network::{Groups, NetworkFactory, PeerPool, TransportService, MESSAGE_BYTES_MAX};
+use crate::sm::{ShardSm, ShardState};
+use crate::store::NodeStore;
+use crate::types::{CmdResp, GroupId, LogCmd, PeerNode};
+use crate::ShardRaft;
+
+/// How a node runs its groups.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id (never reused).
+    pub id: u64,
+    /// Address the gRPC server listens on, also what peers dial.
+    pub listen: SocketAddr,
+    /// Directory of the node's RocksDB.
+    pub data_dir: PathBuf,
+    /// Shared secret every node of the cluster presents.
+    pub secret: String,
+    /// Raft heartbeat; also the deadline of an append RPC.
+    pub heartbeat_ms: u64,
+    /// Election timeout range.
+    pub election_timeout_ms_min: u64,
+    /// Election timeout range.
+    pub election_timeout_ms_max: u64,
+    /// Log entries between snapshots.
+    pub snapshot_logs_since_last: u64,
+    /// Log entries kept behind a snapshot for replicas that lag a little.
+    pub snapshot_logs_kept: u64,
+    /// How often the leader proposes an expiry sweep.
+    pub sweep_interval_ms: u64,
+    /// State-machine limits of every group.
+    pub limits: statemachine::Limits,
+}
+
+impl NodeConfig {
+    /// Defaults for a node on a local network.
+    pub fn new(id: u64, listen: SocketAddr, data_dir: PathBuf, secret: impl Into<String>) -> NodeConfig {
+        NodeConfig {
+            id,
+            listen,
+            data_dir,
+            secret: secret.into(),
+            heartbeat_ms: 100,
+            election_timeout_ms_min: 500,
+            election_timeout_ms_max: 1000,
+            snapshot_logs_since_last: 5_000,
+            snapshot_logs_kept: 1_000,
+            sweep_interval_ms: 1_000,
+            limits: statemachine::Limits::default(),
+        }
+    }
+}
+
+/// Why a node could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The node does not host the group.
+    #[error("group {0} is not hosted here")]
+    NoSuchGroup(GroupId),
+    /// Another node leads the group (or none is known yet).
+    #[error("not the leader of group {group}; leader: {leader:?}")]
+    NotLeader {
+        /// The group.
+        group: GroupId,
+        /// The leader's id and address, when known.
+        leader: Option<(u64, String)>,
+    },
+    /// The entry was proposed but leadership changed before it was known to
+    /// commit. Retry with the same request id: the exactly-once table makes
+    /// the retry safe.
+    #[error("outcome unknown: leadership of group {0} changed")]
+    Unknown(GroupId),
+    /// No quorum answered in time.
+    #[error("group {0} has no quorum")]
+    NoQuorum(GroupId),
+    /// Storage or the Raft core failed; the group is out of service.
+    #[error("group {group} failed: {reason}")]
+    Fatal {
+        /// The group.
+        group: GroupId,
+        /// What happened.
+        reason: String,
+    },
+    /// Local I/O failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The configuration is unusable.
+    #[error("bad configuration: {0}")]
+    Config(String),
+}
+
+/// What a replica knows about its group, for operators and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// The group.
+    pub group: GroupId,
+    /// This node's id.
+    pub node: u64,
+    /// The leader this replica knows of.
+    pub leader: Option<u64>,
+    /// This replica's current term.
+    pub term: u64,
+    /// Voting members.
+    pub voters: Vec<u64>,
+    /// Members that receive the log without voting.
+    pub learners: Vec<u64>,
+    /// Index of the last log entry.
+    pub last_log_index: u64,
+    /// Index of the last entry known to be committed.
+    pub commit_index: u64,
+    /// Index of the last entry applied to the state machine.
+    pub applied_index: u64,
+    /// Index the latest snapshot covers.
+    pub snapshot_index: Option<u64>,
+    /// Index up to which the log was purged.
+    pub purged_index: Option<u64>,
+}
+
+struct Group {
+    raft: ShardRaft,
+    state: ShardState,
+    sweeper: JoinHandle<()>,
+}
+
+/// A running node.
+pub struct RaftNode {
+    config: NodeConfig,
+    store: NodeStore,
+    pool: PeerPool,
+    groups: Groups,
+    hosted: RwLock<HashMap<GroupId, Group>>,
+    raft_config: Arc<Config>,
+    clock: Arc<LeaderClock>,
+    server: RwLock<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+}
+
+/// The time a leader stamps on entries: the wall clock, but never behind a
+/// stamp this node made before or the time the group has applied, so entry
+/// times never go backward, also across leader changes.
+#[derive(Default)]
+struct LeaderClock {
+    last_ms: AtomicU64,
+}
+
+impl LeaderClock {
+    fn stamp(&self, applied_ms: Millis) -> Millis {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let floor = applied_ms.max(wall);
+        let previous = self.last_ms.fetch_max(floor, Ordering::SeqCst);
+        previous.max(floor)
+    }
+}
+
+impl RaftNode {
+    /// Opens the node's storage and starts its gRPC server.
+    pub async fn start(config: NodeConfig) -> Result<Arc<RaftNode>, NodeError> {
+        let raft_config = Config {
+            cluster_name: format!("ticketing-node-{}", config.id),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_ms_min,
+            election_timeout_max: config.election_timeout_ms_max,
+            install_snapshot_timeout: 2_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs_since_last),
+            max_in_snapshot_log_to_keep: config.snapshot_logs_kept,
+            purge_batch_size: 256,
+            enable_pre_vote: Some(true),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = NodeStore::open(&config.data_dir)?;
+        let node = Arc::new(RaftNode {
+            store,
+            pool: PeerPool::default(),
+            groups: Arc::new(RwLock::new(HashMap::new())),
+            hosted: RwLock::new(HashMap::new()),
+            raft_config: Arc::new(raft_config),
+            clock: Arc::new(LeaderClock::default()),
+            server: RwLock::new(None),
+            config,
+        });
+        node.serve().await?;
+        Ok(node)
+    }
+
+    async fn serve(&self) -> Result<(), NodeError> {
+        let service = TransportService {
+            node_id: self.config.id,
+            groups: Arc::clone(&self.groups),
+            secret: Arc::from(self.config.secret.as_str()),
+        };
+        let listener = tokio::net::TcpListener::bind(self.config.listen).await?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(
+                RaftTransportServer::new(service)
+                    .max_decoding_message_size(MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(MESSAGE_BYTES_MAX),
+            )
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop_rx.await;
+            });
+        let handle = tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!("gRPC server stopped: {e}");
+            }
+        });
+        *self.server.write().expect("server lock poisoned") = Some((stop_tx, handle));
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.config.id
+    }
+
+    /// The address peers reach this node at.
+    pub fn peer(&self) -> PeerNode {
+        PeerNode { addr: self.config.listen.to_string() }
+    }
+
+    /// Group-commit counters of this node's storage.
+    pub fn flush_stats(&self) -> Arc<crate::FlushStats> {
+        self.store.flush_stats()
+    }
+
+    /// Starts (or restarts, from its stored log and snapshot) this node's
+    /// replica of `group`. A new replica stays empty until it is initialized
+    /// or added to the group by its leader.
+    pub async fn open_group(self: &Arc<Self>, group: GroupId) -> Result<(), NodeError> {
+        if self.hosted.read().expect("hosted lock poisoned").contains_key(&group) {
+            return Ok(());
+        }
+        let sm = ShardSm::new(self.store.clone(), group, self.config.limits);
+        let state = sm.state();
+        let network = NetworkFactory {
+            pool: self.pool.clone(),
+            group,
+            from: self.config.id,
+            secret: Arc::from(self.config.secret.as_str()),
+        };
+        let raft =
+            ShardRaft::new(self.config.id, Arc::clone(&self.raft_config), network, self.store.log_store(group), sm)
+                .await
+                .map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
+        self.groups.write().expect("groups lock poisoned").insert(group, raft.clone());
+        let sweeper = tokio::spawn(sweep_loop(Arc::downgrade(self), group, self.config.sweep_interval_ms));
+        self.hosted.write().expect("hosted lock poisoned").insert(group, Group { raft, state, sweeper });
+        Ok(())
+    }
+
+    /// Makes `members` the first membership of `group` (call on one member).
+    /// Initializing an already initialized group is a no-op.
+    pub async fn initialize(&self, group: GroupId, members: BTreeMap<u64, PeerNode>) -> Result<(), NodeError> {
+        let raft = self.raft(group)?;
+        match raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(openraft::errors::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(NodeError::Fatal { group, reason: e.to_string() }),
+        }
+    }
+
+    fn raft(&self, group: GroupId) -> Result<ShardRaft, NodeError> {
+        self.groups.read().expect("groups lock poisoned").get(&group).cloned().ok_or(NodeError::NoSuchGroup(group))
+    }
+
+    fn state(&self, group: GroupId) -> Result<ShardState, NodeError> {
+        let hosted = self.hosted.read().expect("hosted lock poisoned");
+        hosted.get(&group).map(|g| g.state.clone()).ok_or(NodeError::NoSuchGroup(group))
+    }
+
+    /// Proposes a command to `group` through this node, which must lead it,
+    /// and returns its result once committed and applied.
+    pub async fn propose(&self, group: GroupId, cmd: Command) -> Result<Applied, NodeError> {
+        let raft = self.raft(group)?;
+        let applied_ms = self.state(group)?.read(State::clock_ms);
+        let entry = LogCmd { time_ms: self.clock.stamp(applied_ms), cmd };
+        match raft.client_write(entry).await {
+            Ok(response) => match response.data {
+                CmdResp::Applied(applied) => Ok(applied),
+                CmdResp::Noop => unreachable!("a normal entry answered like a blank one"),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(NodeError::NotLeader { group, leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)) })
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(NodeError::Unknown(group)),
+            Err(RaftError::APIError(e)) => Err(NodeError::Fatal { group, reason: e.to_string() }),
+            Err(RaftError::Fatal(e)) => Err(NodeError::Fatal { group, reason: e.to_string() }),
+        }
+    }
+
+    /// Reads `group`'s state linearizably: the read reflects every write
+    /// acknowledged before it began. This node must lead the group; the read
+    /// confirms that with a quorum (ReadIndex) before looking.
+    pub async fn read<T>(&self, group: GroupId, f: impl FnOnce(&State, Millis) -> T) -> Result<T, NodeError> {
+        let raft = self.raft(group)?;
+        match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(_) => {}
+            Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(f))) => {
+                return Err(NodeError::NotLeader { group, leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)) })
+            }
+            Err(RaftError::APIError(_)) => return Err(NodeError::NoQuorum(group)),
+            Err(RaftError::Fatal(e)) => return Err(NodeError::Fatal { group, reason: e.to_string() }),
+        }
+        let state = self.state(group)?;
+        let now = self.clock.stamp(state.read(State::clock_ms));
+        Ok(state.read(|s| f(s, now)))
+    }
+
+    /// Reads this replica's applied state without asking anyone: possibly
+    /// stale, never reverted. For follower reads and tests.
+    pub fn local_read<T>(&self, group: GroupId, f: impl FnOnce(&State) -> T) -> Result<T, NodeError> {
+        Ok(self.state(group)?.read(f))
+    }
+
+    /// Index of the last entry this replica applied.
+    pub fn applied_index(&self, group: GroupId) -> Result<u64, NodeError> {
+        Ok(self.state(group)?.applied_index())
+    }
+
+    /// The leader this replica knows of, if any.
+    pub fn leader(&self, group: GroupId) -> Result<Option<u64>, NodeError> {
+        use openraft::async_runtime::WatchReceiver;
+        let raft = self.raft(group)?;
+        let metrics = raft.metrics();
+        let leader = metrics.borrow_watched().current_leader;
+        Ok(leader)
+    }
+
+    /// This replica's view of `group`.
+    pub fn status(&self, group: GroupId) -> Result<GroupStatus, NodeError> {
+        use openraft::async_runtime::WatchReceiver;
+        let raft = self.raft(group)?;
+        let receiver = raft.metrics();
+        let m = receiver.borrow_watched();
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let learners: Vec<u64> = membership.learner_ids().collect();
+        Ok(GroupStatus {
+            group,
+            node: self.config.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            voters,
+            learners,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            commit_index: m.local_committed.as_ref().map_or(0, |id| id.index),
+            applied_index: m.last_applied.as_ref().map_or(0, |id| id.index),
+            snapshot_index: m.snapshot.as_ref().map(|id| id.index),
+            purged_index: m.purged.as_ref().map(|id| id.index),
+        })
+    }
+
+    /// Adds `id` as a learner of `group` and waits until it has caught up.
+    pub async fn add_learner(&self, group: GroupId, id: u64, peer: PeerNode) -> Result<(), NodeError> {
+        let raft = self.raft(group)?;
+        raft.add_learner(id, peer, true).await.map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
+        Ok(())
+    }
+
+    /// Makes `voters` the voting members of `group`.
+    pub async fn change_voters(
+        &self,
+        group: GroupId,
+        voters: std::collections::BTreeSet<u64>,
+    ) -> Result<(), NodeError> {
+        let raft = self.raft(group)?;
+        raft.change_membership(voters, false).await.map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
+        Ok(())
+    }
+
+    /// Asks the leader of `group` (this node) to hand leadership to `to`.
+    pub async fn transfer_leader(&self, group: GroupId, to: u64) -> Result<(), NodeError> {
+        self.raft(group)?
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| NodeError::Fatal { group, reason: e.to_string() })
+    }
+
+    /// Removes log entries up to `index` that a snapshot already covers.
+    pub async fn purge_log(&self, group: GroupId, index: u64) -> Result<(), NodeError> {
+        self.raft(group)?
+            .trigger()
+            .purge_log(index)
+            .await
+            .map_err(|e| NodeError::Fatal { group, reason: e.to_string() })
+    }
+
+    /// Asks the group to make a snapshot now.
+    pub async fn trigger_snapshot(&self, group: GroupId) -> Result<(), NodeError> {
+        self.raft(group)?.trigger().snapshot().await.map_err(|e| NodeError::Fatal { group, reason: e.to_string() })
+    }
+
+    /// Stops serving: the gRPC server first, then every group.
+    pub async fn shutdown(&self) {
+        let server = self.server.write().expect("server lock poisoned").take();
+        if let Some((stop, handle)) = server {
+            let _ = stop.send(());
+            let _ = handle.await;
+        }
+        let hosted: Vec<Group> = self.hosted.write().expect("hosted lock poisoned").drain().map(|(_, g)| g).collect();
+        self.groups.write().expect("groups lock poisoned").clear();
+        for group in hosted {
+            group.sweeper.abort();
+            let _ = group.raft.shutdown().await;
+        }
+    }
+}
+
+/// Proposes an expiry sweep now and then while this node leads the group,
+/// so holds expire even on an event nobody touches.
+async fn sweep_loop(node: std::sync::Weak<RaftNode>, group: GroupId, interval_ms: u64) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms.max(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut round: u64 = 0;
+    loop {
+        ticker.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        let Ok(raft) = node.raft(group) else { return };
+        if !raft.is_leader() {
+            continue;
+        }
+        let due = node.local_read(group, |s| s.has_due_holds(s.clock_ms().max(wall_ms()))).unwrap_or(false);
+        if !due {
+            continue;
+        }
+        round += 1;
+        let cmd = Command::new(
+            format!("node-{}", node.id()),
+            format!("sweep-{round}"),
+            Op::ExpireHolds { holds_max: 10_000 },
+        );
+        if let Err(e) = node.propose(group, cmd).await {
+            tracing::debug!("expiry sweep of group {group} not applied: {e}");
+        }
+    }
+}
+
+fn wall_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

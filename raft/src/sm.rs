@@ -1,0 +1,176 @@
+//! State-machine storage around `statemachine::State`.
+//!
+//! The state lives in memory. What makes it durable is the synced log, the
+//! persisted committed id and the latest snapshot: on restart openraft
+//! installs the snapshot and re-applies the log from it up to the committed
+//! id, so a restarted replica never serves state older than what it had
+//! acknowledged. A snapshot is stored with its metadata in one synced write,
+//! so an install is crash-atomic: after a crash either the old or the new
+//! snapshot is there, whole.
+
+use std::io;
+use std::sync::{Arc, RwLock};
+
+use futures::TryStreamExt;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, RaftSnapshotBuilder, Snapshot};
+
+type ShardSnapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+use rocksdb::WriteBatch;
+use statemachine::{ApplyCtx, State};
+
+use crate::store::{decode, encode, group_key, NodeStore, CF_SNAP};
+use crate::types::{CmdResp, GroupId, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+
+/// What applying has produced so far: the state and the position in the log.
+pub(crate) struct Applied {
+    pub(crate) state: State,
+    pub(crate) last_applied: Option<LogId>,
+    pub(crate) membership: StoredMembership,
+}
+
+/// A group's state machine. Readers share the state through [`ShardState`].
+pub struct ShardSm {
+    store: NodeStore,
+    group: GroupId,
+    shared: ShardState,
+}
+
+/// A read handle on a group's applied state.
+#[derive(Clone)]
+pub struct ShardState {
+    inner: Arc<RwLock<Applied>>,
+}
+
+impl ShardState {
+    /// Runs `f` on the applied state. Hold it briefly: apply waits meanwhile.
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.inner.read().expect("state lock poisoned").state)
+    }
+
+    /// Index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.inner.read().expect("state lock poisoned").last_applied.as_ref().map_or(0, |id| id.index)
+    }
+}
+
+/// The snapshot as stored: metadata and the state machine's snapshot bytes.
+type StoredSnapshot = (SnapshotMeta, Vec<u8>);
+
+impl ShardSm {
+    /// The state machine of `group`, empty until openraft restores it.
+    pub fn new(store: NodeStore, group: GroupId, limits: statemachine::Limits) -> ShardSm {
+        let applied =
+            Applied { state: State::new(limits), last_applied: None, membership: StoredMembership::default() };
+        ShardSm { store, group, shared: ShardState { inner: Arc::new(RwLock::new(applied)) } }
+    }
+
+    /// A read handle.
+    pub fn state(&self) -> ShardState {
+        self.shared.clone()
+    }
+
+    fn stored_snapshot(&self) -> io::Result<Option<StoredSnapshot>> {
+        let key = group_key(self.group, b"");
+        match self.store.db().get_cf(self.store.cf(CF_SNAP), key).map_err(io::Error::other)? {
+            None => Ok(None),
+            Some(bytes) => decode(&bytes).map(Some),
+        }
+    }
+}
+
+/// Builds a snapshot from a view captured when the builder was made, so it
+/// can run while apply goes on.
+pub struct SnapshotBuilder {
+    store: NodeStore,
+    group: GroupId,
+    meta: SnapshotMeta,
+    bytes: Vec<u8>,
+}
+
+async fn persist_snapshot(store: &NodeStore, group: GroupId, meta: &SnapshotMeta, bytes: &[u8]) -> io::Result<()> {
+    let mut batch = WriteBatch::default();
+    batch.put_cf(store.cf(CF_SNAP), group_key(group, b""), encode(&(meta, bytes))?);
+    store.write_synced(batch).await
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<ShardSnapshot, io::Error> {
+        persist_snapshot(&self.store, self.group, &self.meta, &self.bytes).await?;
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: self.bytes.clone() })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for ShardSm {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let applied = self.shared.inner.read().expect("state lock poisoned");
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<S>(&mut self, mut entries: S) -> Result<(), io::Error>
+    where
+        S: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + openraft::OptionalSend,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let response = {
+                let mut applied = self.shared.inner.write().expect("state lock poisoned");
+                let response = match entry.payload {
+                    EntryPayload::Blank => CmdResp::Noop,
+                    EntryPayload::Membership(membership) => {
+                        applied.membership = StoredMembership::new(Some(entry.log_id), membership);
+                        CmdResp::Noop
+                    }
+                    EntryPayload::Normal(ref log_cmd) => {
+                        let ctx = ApplyCtx { index: entry.log_id.index, time_ms: log_cmd.time_ms };
+                        CmdResp::Applied(applied.state.apply(&log_cmd.cmd, ctx))
+                    }
+                };
+                applied.last_applied = Some(entry.log_id);
+                response
+            };
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let applied = self.shared.inner.read().expect("state lock poisoned");
+        SnapshotBuilder {
+            store: self.store.clone(),
+            group: self.group,
+            meta: SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership.clone() },
+            bytes: applied.state.snapshot(),
+        }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
+        // Check the bytes before anything is replaced: a corrupt snapshot is
+        // refused and the replica keeps serving what it has.
+        let state = State::restore(&snapshot).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if let Some(last) = &meta.last_log_id {
+            assert!(
+                state.last_index() <= last.index,
+                "snapshot state is ahead of its metadata ({} > {})",
+                state.last_index(),
+                last.index
+            );
+        }
+        persist_snapshot(&self.store, self.group, meta, &snapshot).await?;
+        let mut applied = self.shared.inner.write().expect("state lock poisoned");
+        applied.state = state;
+        applied.last_applied = meta.last_log_id;
+        applied.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<ShardSnapshot>, io::Error> {
+        Ok(self.stored_snapshot()?.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
+    }
+}

@@ -1,0 +1,371 @@
+//! Real clusters on loopback: three nodes, each with its own RocksDB and
+//! gRPC server, talking over real sockets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use raft::{NodeConfig, NodeError, PeerNode, RaftNode};
+use statemachine::*;
+use tempfile::TempDir;
+
+const SECRET: &str = "test-cluster-secret";
+const GROUP: u64 = 1;
+
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn config(id: u64, addr: SocketAddr, dir: &Path) -> NodeConfig {
+    let mut c = NodeConfig::new(id, addr, dir.join(format!("node-{id}")), SECRET);
+    c.heartbeat_ms = 50;
+    c.election_timeout_ms_min = 300;
+    c.election_timeout_ms_max = 600;
+    c.sweep_interval_ms = 200;
+    c
+}
+
+struct Cluster {
+    dir: TempDir,
+    addrs: Vec<SocketAddr>,
+    nodes: Vec<Option<Arc<RaftNode>>>,
+    tweak: fn(&mut NodeConfig),
+}
+
+impl Cluster {
+    async fn start(groups: &[u64], tweak: fn(&mut NodeConfig)) -> Cluster {
+        let dir = TempDir::new().unwrap();
+        let addrs: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+        let mut cluster = Cluster { dir, addrs, nodes: vec![None, None, None], tweak };
+        for i in 0..3 {
+            cluster.start_node(i, groups).await;
+        }
+        let members: BTreeMap<u64, PeerNode> =
+            (0..3).map(|i| (i as u64 + 1, PeerNode { addr: cluster.addrs[i].to_string() })).collect();
+        for &g in groups {
+            // Initialize each group on a different node so leaders spread.
+            let first = (g as usize - 1) % 3;
+            cluster.node(first).initialize(g, members.clone()).await.unwrap();
+        }
+        cluster
+    }
+
+    async fn start_node(&mut self, i: usize, groups: &[u64]) {
+        let mut c = config(i as u64 + 1, self.addrs[i], self.dir.path());
+        (self.tweak)(&mut c);
+        let node = RaftNode::start(c).await.unwrap();
+        for &g in groups {
+            node.open_group(g).await.unwrap();
+        }
+        self.nodes[i] = Some(node);
+    }
+
+    async fn stop_node(&mut self, i: usize) {
+        let node = self.nodes[i].take().expect("running");
+        node.shutdown().await;
+    }
+
+    fn node(&self, i: usize) -> &Arc<RaftNode> {
+        self.nodes[i].as_ref().expect("running")
+    }
+
+    fn running(&self) -> impl Iterator<Item = (usize, &Arc<RaftNode>)> {
+        self.nodes.iter().enumerate().filter_map(|(i, n)| n.as_ref().map(|n| (i, n)))
+    }
+
+    /// Waits until every running node names the same running leader.
+    async fn leader(&self, group: u64) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let views: BTreeSet<Option<u64>> = self.running().map(|(_, n)| n.leader(group).unwrap()).collect();
+            if views.len() == 1 {
+                if let Some(Some(id)) = views.into_iter().next() {
+                    let i = id as usize - 1;
+                    if self.nodes[i].is_some() {
+                        return i;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no agreed leader for group {group}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Proposes through whichever node leads, retrying the same request
+    /// (same id) through leader changes, as a gateway does.
+    async fn propose(&self, group: u64, cmd: Command) -> Applied {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let leader = self.leader(group).await;
+            match self.node(leader).propose(group, cmd.clone()).await {
+                Ok(applied) => return applied,
+                Err(NodeError::NotLeader { .. } | NodeError::Unknown(_) | NodeError::NoQuorum(_)) => {}
+                Err(e) => panic!("propose failed: {e}"),
+            }
+            assert!(Instant::now() < deadline, "could not commit {cmd:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn ok(&self, group: u64, client: &str, request: &str, op: Op) -> Outcome {
+        let applied = self.propose(group, Command::new(client, request, op)).await;
+        applied.result.unwrap_or_else(|e| panic!("rejected: {e:?}"))
+    }
+
+    async fn wait_applied(&self, i: usize, group: u64, index: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.node(i).applied_index(group).unwrap() < index {
+            assert!(Instant::now() < deadline, "node {i} stuck before index {index}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn shutdown(mut self) {
+        for i in 0..3 {
+            if self.nodes[i].is_some() {
+                self.stop_node(i).await;
+            }
+        }
+    }
+}
+
+fn venue() -> VenueSpec {
+    VenueSpec {
+        name: "Loopback Arena".into(),
+        city: "Pune".into(),
+        region: "ap-south".into(),
+        sections: vec![SectionSpec {
+            name: "Floor".into(),
+            category: "regular".into(),
+            rows: (1..=20).map(|r| RowSpec { label: r.to_string(), seats: 50 }).collect(),
+        }],
+        blocked_seats: vec![],
+        accessible_seats: vec![],
+    }
+}
+
+async fn event(cluster: &Cluster, group: u64) -> EventId {
+    let venue = match cluster.ok(group, "admin", "venue", Op::CreateVenue(venue())).await {
+        Outcome::VenueCreated { venue, .. } => venue,
+        o => panic!("{o:?}"),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let spec = EventSpec {
+        venue,
+        title: "Failover Live".into(),
+        kind: EventKind::Concert,
+        starts_at_ms: now + 86_400_000,
+        genre: "rock".into(),
+        language: "en".into(),
+        currency: "INR".into(),
+        prices: vec![("regular".into(), 1_000)],
+        sale_opens_at_ms: now - 60_000,
+        sale_closes_at_ms: None,
+        max_seats_per_hold: None,
+        hold_ttl_secs: Some(3_600),
+        refund_policy: None,
+        waiting_room: None,
+    };
+    match cluster.ok(group, "admin", "event", Op::CreateEvent(spec)).await {
+        Outcome::EventCreated { event } => event,
+        o => panic!("{o:?}"),
+    }
+}
+
+async fn hold(cluster: &Cluster, group: u64, event: EventId, n: u32) -> HoldId {
+    let seat = format!("Floor-{}-{}", n / 50 + 1, n % 50 + 1);
+    let op = Op::Hold { event, user: format!("user{n}"), selection: Selection::Seats(vec![seat]) };
+    match cluster.ok(group, &format!("user{n}"), "hold", op).await {
+        Outcome::Held(r) => r.hold,
+        o => panic!("{o:?}"),
+    }
+}
+
+/// Every acknowledged hold must be present, live and owned by its user.
+async fn assert_holds(cluster: &Cluster, group: u64, holds: &[(u32, HoldId)]) {
+    let leader = cluster.leader(group).await;
+    let missing = cluster
+        .node(leader)
+        .read(group, |s, now| {
+            holds.iter().filter(|(n, id)| s.hold(*id, now).is_none_or(|h| h.user != format!("user{n}"))).count()
+        })
+        .await
+        .unwrap();
+    assert_eq!(missing, 0, "acknowledged holds lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_failover_loses_no_acknowledged_write_and_a_restarted_node_catches_up() {
+    let mut cluster = Cluster::start(&[GROUP], |_| {}).await;
+    let event = event(&cluster, GROUP).await;
+    let mut holds = Vec::new();
+    for n in 0..30 {
+        holds.push((n, hold(&cluster, GROUP, event, n).await));
+    }
+    let old_leader = cluster.leader(GROUP).await;
+    cluster.stop_node(old_leader).await;
+    for n in 30..60 {
+        holds.push((n, hold(&cluster, GROUP, event, n).await));
+    }
+    assert_holds(&cluster, GROUP, &holds).await;
+    // A retry of an acknowledged request is answered, not applied again.
+    let again = cluster
+        .propose(
+            GROUP,
+            Command::new(
+                "user3",
+                "hold",
+                Op::Hold { event, user: "user3".into(), selection: Selection::Seats(vec!["Floor-1-4".into()]) },
+            ),
+        )
+        .await;
+    assert!(again.replayed);
+
+    cluster.start_node(old_leader, &[GROUP]).await;
+    let leader = cluster.leader(GROUP).await;
+    let index = cluster.node(leader).applied_index(GROUP).unwrap();
+    cluster.wait_applied(old_leader, GROUP, index).await;
+    let hashes: BTreeSet<u64> = cluster
+        .running()
+        .map(|(_, n)| n.local_read(GROUP, |s| (s.last_index(), s.state_hash())).unwrap())
+        .filter(|(i, _)| *i == index)
+        .map(|(_, h)| h)
+        .collect();
+    assert_eq!(hashes.len(), 1, "replicas at the same index differ");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_minority_cannot_commit() {
+    let mut cluster = Cluster::start(&[GROUP], |_| {}).await;
+    let event = event(&cluster, GROUP).await;
+    let leader = cluster.leader(GROUP).await;
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &i in &others {
+        cluster.stop_node(i).await;
+    }
+    let op = Op::Hold { event, user: "lonely".into(), selection: Selection::Seats(vec!["Floor-1-1".into()]) };
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(3),
+        cluster.node(leader).propose(GROUP, Command::new("lonely", "h", op)),
+    )
+    .await;
+    assert!(!matches!(attempt, Ok(Ok(_))), "a lone node committed a write: {attempt:?}");
+    // Nothing was applied on the lone node either.
+    let held = cluster.node(leader).local_read(GROUP, |s| s.user_holds("lonely", u64::MAX / 2).len()).unwrap();
+    assert_eq!(held, 0);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lagging_replica_catches_up_from_a_snapshot() {
+    let mut cluster = Cluster::start(&[GROUP], |c| {
+        c.snapshot_logs_since_last = 40;
+        c.snapshot_logs_kept = 5;
+    })
+    .await;
+    let leader = cluster.leader(GROUP).await;
+    let lagging = (leader + 1) % 3;
+    // The replica stops before the catalog exists: everything it lacks is
+    // behind the leader's purge point when it comes back.
+    cluster.stop_node(lagging).await;
+    let event = event(&cluster, GROUP).await;
+    let mut holds = Vec::new();
+    for n in 0..120 {
+        holds.push((n, hold(&cluster, GROUP, event, n).await));
+    }
+    let leader = cluster.leader(GROUP).await;
+    cluster.node(leader).trigger_snapshot(GROUP).await.unwrap();
+    // Wait for the snapshot, then purge the log it covers (the leader keeps
+    // log a replica may still need unless told otherwise).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let snapshot = loop {
+        if let Some(i) = cluster.node(leader).status(GROUP).unwrap().snapshot_index.filter(|&i| i > 100) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no snapshot was built");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    cluster.node(leader).purge_log(GROUP, snapshot).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let purged = loop {
+        if let Some(i) = cluster.node(leader).status(GROUP).unwrap().purged_index.filter(|&i| i > 4) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "the leader did not purge its log");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let lagging_before = 4; // venue, event and the blank and membership entries at most
+    assert!(purged > lagging_before, "the log the lagging replica needs is still there");
+    cluster.start_node(lagging, &[GROUP]).await;
+    let index = cluster.node(leader).applied_index(GROUP).unwrap();
+    cluster.wait_applied(lagging, GROUP, index).await;
+    let status = cluster.node(lagging).status(GROUP).unwrap();
+    assert!(
+        status.snapshot_index.is_some_and(|i| i >= purged),
+        "the lagging replica caught up without a snapshot: {status:?}"
+    );
+    let (h_lag, h_lead) = (
+        cluster.node(lagging).local_read(GROUP, |s| (s.last_index(), s.state_hash())).unwrap(),
+        cluster.node(leader).local_read(GROUP, |s| (s.last_index(), s.state_hash())).unwrap(),
+    );
+    assert_eq!(h_lag, h_lead, "the caught-up replica differs from the leader");
+    assert_holds(&cluster, GROUP, &holds).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_groups_on_three_nodes_with_leaders_spread() {
+    let groups = [1u64, 2, 3];
+    let cluster = Cluster::start(&groups, |_| {}).await;
+    let mut leaders = BTreeSet::new();
+    for &g in &groups {
+        let mut leader = cluster.leader(g).await;
+        let want = (g as usize - 1) % 3;
+        if leader != want {
+            cluster.node(leader).transfer_leader(g, want as u64 + 1).await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while leader != want && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                leader = cluster.leader(g).await;
+            }
+        }
+        leaders.insert(leader);
+        let event = event(&cluster, g).await;
+        hold(&cluster, g, event, g as u32).await;
+    }
+    assert_eq!(leaders.len(), 3, "group leaders are not spread over the nodes");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peers_without_the_secret_or_for_another_node_are_refused() {
+    use proto::raft_v1::raft_transport_client::RaftTransportClient;
+    use proto::raft_v1::RaftRequest;
+    let cluster = Cluster::start(&[GROUP], |_| {}).await;
+    let mut client = RaftTransportClient::connect(format!("http://{}", cluster.addrs[0])).await.unwrap();
+    let request = || RaftRequest { group_id: GROUP, from: 9, target: 1, body: vec![1, 2, 3] };
+    let status = client.append(request()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    let mut wrong = tonic::Request::new(request());
+    wrong.metadata_mut().insert("x-cluster-secret", "guess".parse().unwrap());
+    assert_eq!(client.append(wrong).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    // With the secret: a message for another node, for an unknown group, and
+    // a malformed body are refused, and the node keeps serving.
+    let with_secret = |r: RaftRequest| {
+        let mut req = tonic::Request::new(r);
+        req.metadata_mut().insert("x-cluster-secret", SECRET.parse().unwrap());
+        req
+    };
+    let other = RaftRequest { target: 2, ..request() };
+    assert_eq!(client.append(with_secret(other)).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
+    let unknown = RaftRequest { group_id: 77, ..request() };
+    assert_eq!(client.append(with_secret(unknown)).await.unwrap_err().code(), tonic::Code::NotFound);
+    assert_eq!(client.append(with_secret(request())).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let event = event(&cluster, GROUP).await;
+    hold(&cluster, GROUP, event, 1).await;
+    cluster.shutdown().await;
+}
