@@ -59,18 +59,22 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        let venue = match ok(&leader, "venue", Op::CreateVenue(VenueSpec {
-            name: "Bench Stadium".into(),
-            city: "Pune".into(),
-            region: "ap-south".into(),
-            sections: vec![SectionSpec {
-                name: "S".into(),
-                category: "regular".into(),
-                rows: (1..=ROWS).map(|r| RowSpec { label: r.to_string(), seats: SEATS_PER_ROW }).collect(),
-            }],
-            blocked_seats: vec![],
-            accessible_seats: vec![],
-        }))
+        let venue = match ok(
+            &leader,
+            "venue",
+            Op::CreateVenue(VenueSpec {
+                name: "Bench Stadium".into(),
+                city: "Pune".into(),
+                region: "ap-south".into(),
+                sections: vec![SectionSpec {
+                    name: "S".into(),
+                    category: "regular".into(),
+                    rows: (1..=ROWS).map(|r| RowSpec { label: r.to_string(), seats: SEATS_PER_ROW }).collect(),
+                }],
+                blocked_seats: vec![],
+                accessible_seats: vec![],
+            }),
+        )
         .await
         {
             Outcome::VenueCreated { venue, .. } => venue,
@@ -119,7 +123,11 @@ fn main() {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let event = events[(n / seats_per_event) as usize % events.len()];
                         let seat = n % seats_per_event;
-                        let label = format!("S-{}-{}", seat / u64::from(SEATS_PER_ROW) + 1, seat % u64::from(SEATS_PER_ROW) + 1);
+                        let label = format!(
+                            "S-{}-{}",
+                            seat / u64::from(SEATS_PER_ROW) + 1,
+                            seat % u64::from(SEATS_PER_ROW) + 1
+                        );
                         let user = format!("u{n}");
                         let op = Op::Hold { event, user: user.clone(), selection: Selection::Seats(vec![label]) };
                         let t = Instant::now();
