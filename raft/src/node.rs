@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub snapshot_logs_kept: u64,
     /// How often the leader proposes an expiry sweep.
     pub sweep_interval_ms: u64,
+    /// How long a proposal or a linearizable read may wait before the caller
+    /// is told its outcome is unknown (retry with the same request id).
+    pub request_timeout_ms: u64,
     /// State-machine limits of every group.
     pub limits: statemachine::Limits,
 }
@@ -62,6 +65,7 @@ impl NodeConfig {
             snapshot_logs_since_last: 5_000,
             snapshot_logs_kept: 1_000,
             sweep_interval_ms: 1_000,
+            request_timeout_ms: 10_000,
             limits: statemachine::Limits::default(),
         }
     }
@@ -294,7 +298,14 @@ impl RaftNode {
         let raft = self.raft(group)?;
         let applied_ms = self.state(group)?.read(State::clock_ms);
         let entry = LogCmd { time_ms: self.clock.stamp(applied_ms), cmd };
-        match raft.client_write(entry).await {
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        // A proposal caught in a leadership or membership change may never
+        // hear back; after the deadline its outcome is unknown, which the
+        // caller resolves by retrying with the same request id.
+        let Ok(written) = tokio::time::timeout(timeout, raft.client_write(entry)).await else {
+            return Err(NodeError::Unknown(group));
+        };
+        match written {
             Ok(response) => match response.data {
                 CmdResp::Applied(applied) => Ok(applied),
                 CmdResp::Noop => unreachable!("a normal entry answered like a blank one"),
@@ -313,7 +324,11 @@ impl RaftNode {
     /// confirms that with a quorum (ReadIndex) before looking.
     pub async fn read<T>(&self, group: GroupId, f: impl FnOnce(&State, Millis) -> T) -> Result<T, NodeError> {
         let raft = self.raft(group)?;
-        match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let Ok(confirmed) = tokio::time::timeout(timeout, raft.ensure_linearizable(ReadPolicy::ReadIndex)).await else {
+            return Err(NodeError::NoQuorum(group));
+        };
+        match confirmed {
             Ok(_) => {}
             Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(f))) => {
                 return Err(NodeError::NotLeader { group, leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)) })

@@ -25,6 +25,7 @@ fn config(id: u64, addr: SocketAddr, dir: &Path) -> NodeConfig {
     c.election_timeout_ms_min = 300;
     c.election_timeout_ms_max = 600;
     c.sweep_interval_ms = 200;
+    c.request_timeout_ms = 2_000;
     c
 }
 
@@ -76,22 +77,32 @@ impl Cluster {
         self.nodes.iter().enumerate().filter_map(|(i, n)| n.as_ref().map(|n| (i, n)))
     }
 
-    /// Waits until every running node names the same running leader.
+    /// Waits for a running node that leads the group by its own account
+    /// (the one with the highest term if a deposed leader has not noticed
+    /// yet) and returns its index. A stale answer only costs a retry: a
+    /// deposed leader cannot commit.
     async fn leader(&self, group: u64) -> usize {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let views: BTreeSet<Option<u64>> = self.running().map(|(_, n)| n.leader(group).unwrap()).collect();
-            if views.len() == 1 {
-                if let Some(Some(id)) = views.into_iter().next() {
-                    let i = id as usize - 1;
-                    if self.nodes[i].is_some() {
-                        return i;
-                    }
-                }
+            let leader = self
+                .running()
+                .filter_map(|(i, n)| n.status(group).ok().map(|s| (i, s)))
+                .filter(|(_, s)| s.leader == Some(s.node))
+                .max_by_key(|(_, s)| s.term)
+                .map(|(i, _)| i);
+            if let Some(i) = leader {
+                return i;
             }
-            assert!(Instant::now() < deadline, "no agreed leader for group {group}");
+            assert!(Instant::now() < deadline, "no leader for group {group}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Adds a node that was started outside the cluster (its index is its id - 1).
+    fn adopt(&mut self, node: Arc<RaftNode>, addr: SocketAddr) {
+        assert_eq!(node.id() as usize, self.nodes.len() + 1);
+        self.addrs.push(addr);
+        self.nodes.push(Some(node));
     }
 
     /// Proposes through whichever node leads, retrying the same request
@@ -124,7 +135,7 @@ impl Cluster {
     }
 
     async fn shutdown(mut self) {
-        for i in 0..3 {
+        for i in 0..self.nodes.len() {
             if self.nodes[i].is_some() {
                 self.stop_node(i).await;
             }
@@ -186,14 +197,21 @@ async fn hold(cluster: &Cluster, group: u64, event: EventId, n: u32) -> HoldId {
 
 /// Every acknowledged hold must be present, live and owned by its user.
 async fn assert_holds(cluster: &Cluster, group: u64, holds: &[(u32, HoldId)]) {
-    let leader = cluster.leader(group).await;
-    let missing = cluster
-        .node(leader)
-        .read(group, |s, now| {
-            holds.iter().filter(|(n, id)| s.hold(*id, now).is_none_or(|h| h.user != format!("user{n}"))).count()
-        })
-        .await
-        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let missing = loop {
+        let leader = cluster.leader(group).await;
+        let read = cluster
+            .node(leader)
+            .read(group, |s, now| {
+                holds.iter().filter(|(n, id)| s.hold(*id, now).is_none_or(|h| h.user != format!("user{n}"))).count()
+            })
+            .await;
+        match read {
+            Ok(missing) => break missing,
+            Err(e) => assert!(Instant::now() < deadline, "no linearizable read: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(missing, 0, "acknowledged holds lost");
 }
 
@@ -368,4 +386,76 @@ async fn peers_without_the_secret_or_for_another_node_are_refused() {
     let event = event(&cluster, GROUP).await;
     hold(&cluster, GROUP, event, 1).await;
     cluster.shutdown().await;
+}
+
+/// Membership changes while clients write: a fourth node joins as a
+/// learner, catches up, becomes a voter, and then the old leader is removed.
+/// Every acknowledged hold survives and the new member converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn membership_changes_under_load_lose_nothing() {
+    let mut cluster = Cluster::start(&[GROUP], |_| {}).await;
+    let event = event(&cluster, GROUP).await;
+    let fourth_addr = free_addr();
+    let mut c = config(4, fourth_addr, cluster.dir.path());
+    c.sweep_interval_ms = 200;
+    let fourth = RaftNode::start(c).await.unwrap();
+    fourth.open_group(GROUP).await.unwrap();
+    cluster.adopt(Arc::clone(&fourth), fourth_addr);
+
+    let cluster = Arc::new(tokio::sync::RwLock::new(std::mem::replace(&mut cluster, placeholder())));
+    let writer = {
+        let cluster = Arc::clone(&cluster);
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0..150 {
+                let c = cluster.read().await;
+                acked.push((n, hold(&c, GROUP, event, n).await));
+            }
+            acked
+        })
+    };
+    {
+        let c = cluster.read().await;
+        let leader = c.leader(GROUP).await;
+        c.node(leader).add_learner(GROUP, 4, PeerNode { addr: fourth_addr.to_string() }).await.unwrap();
+        c.node(leader).change_voters(GROUP, BTreeSet::from([1, 2, 3, 4])).await.unwrap();
+        let leader = c.leader(GROUP).await;
+        let removed = leader as u64 + 1;
+        let remaining: BTreeSet<u64> = [1, 2, 3, 4].into_iter().filter(|&id| id != removed).collect();
+        c.node(leader).change_voters(GROUP, remaining.clone()).await.unwrap();
+        let leader = c.leader(GROUP).await;
+        let status = c.node(leader).status(GROUP).unwrap();
+        assert_eq!(status.voters.iter().copied().collect::<BTreeSet<u64>>(), remaining, "{status:?}");
+        // The new member learns the membership that made it a voter.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !fourth.status(GROUP).unwrap().voters.contains(&4) {
+            assert!(Instant::now() < deadline, "the new node never saw itself as a voter");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let acked = writer.await.unwrap();
+    let c = cluster.read().await;
+    assert_holds(&c, GROUP, &acked).await;
+    // The new member has everything the leader applied.
+    let leader = c.leader(GROUP).await;
+    let index = c.node(leader).applied_index(GROUP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fourth.applied_index(GROUP).unwrap() < index {
+        assert!(Instant::now() < deadline, "the new member did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ours = fourth.local_read(GROUP, |s| (s.last_index(), s.state_hash())).unwrap();
+    let theirs = c.node(leader).local_read(GROUP, |s| (s.last_index(), s.state_hash())).unwrap();
+    if ours.0 == theirs.0 {
+        assert_eq!(ours.1, theirs.1, "the new member differs from the leader at the same index");
+    }
+    drop(c);
+    drop(fourth);
+    let cluster = Arc::try_unwrap(cluster).ok().expect("writer finished").into_inner();
+    cluster.shutdown().await;
+}
+
+/// An empty stand-in used while the real cluster is shared with a writer task.
+fn placeholder() -> Cluster {
+    Cluster { dir: TempDir::new().unwrap(), addrs: Vec::new(), nodes: Vec::new(), tweak: |_| {} }
 }
