@@ -459,3 +459,68 @@ async fn membership_changes_under_load_lose_nothing() {
 fn placeholder() -> Cluster {
     Cluster { dir: TempDir::new().unwrap(), addrs: Vec::new(), nodes: Vec::new(), tweak: |_| {} }
 }
+
+/// Bad input from a peer that knows the secret: a stale term, a corrupt
+/// snapshot and an oversized message are refused, and the node keeps
+/// serving clients afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_messages_are_refused_and_the_node_keeps_serving() {
+    use proto::raft_v1::raft_transport_client::RaftTransportClient;
+    use proto::raft_v1::{snapshot_frame, RaftRequest, SnapshotFrame};
+    type Vote = openraft::type_config::alias::VoteOf<raft::TypeConfig>;
+    type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<raft::TypeConfig>;
+    type AppendRequest = openraft::raft::AppendEntriesRequest<raft::TypeConfig>;
+    type AppendResponse = openraft::raft::AppendEntriesResponse<raft::TypeConfig>;
+
+    let cluster = Cluster::start(&[GROUP], |_| {}).await;
+    let event = event(&cluster, GROUP).await;
+    let leader = cluster.leader(GROUP).await;
+    let target = (leader + 1) % 3;
+    let mut client = RaftTransportClient::connect(format!("http://{}", cluster.addrs[target]))
+        .await
+        .unwrap()
+        .max_encoding_message_size(128 * 1024 * 1024);
+    let signed = |r| {
+        let mut req = tonic::Request::new(r);
+        req.metadata_mut().insert("x-cluster-secret", SECRET.parse().unwrap());
+        req
+    };
+    let to_target = |body: Vec<u8>| RaftRequest { group_id: GROUP, from: 9, target: target as u64 + 1, body };
+
+    // A leader from term 0 is told about the higher vote, not obeyed.
+    let stale = AppendRequest { vote: Vote::new(0, 9), prev_log_id: None, entries: vec![], leader_commit: None };
+    let reply = client.append(signed(to_target(postcard::to_allocvec(&stale).unwrap()))).await.unwrap();
+    let response: AppendResponse = postcard::from_bytes(&reply.into_inner().body).unwrap();
+    assert!(matches!(response, AppendResponse::HigherVote(_)), "{response:?}");
+
+    // A snapshot whose bytes do not restore is refused before it is installed.
+    let head = to_target(postcard::to_allocvec(&(Vote::new(99, 9), SnapshotMeta::default())).unwrap());
+    let frames = vec![
+        SnapshotFrame { frame: Some(snapshot_frame::Frame::Head(head)) },
+        SnapshotFrame { frame: Some(snapshot_frame::Frame::Chunk(b"TKTSNAP\0garbage".to_vec())) },
+    ];
+    let mut stream = tonic::Request::new(futures::stream::iter(frames));
+    stream.metadata_mut().insert("x-cluster-secret", SECRET.parse().unwrap());
+    let status = client.install_snapshot(stream).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    // A snapshot stream without a head is refused too.
+    let mut headless = tonic::Request::new(futures::stream::iter(vec![SnapshotFrame {
+        frame: Some(snapshot_frame::Frame::Chunk(vec![1, 2, 3])),
+    }]));
+    headless.metadata_mut().insert("x-cluster-secret", SECRET.parse().unwrap());
+    assert_eq!(client.install_snapshot(headless).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+
+    // A message over the size limit is refused by the transport.
+    let huge = to_target(vec![0u8; 65 * 1024 * 1024]);
+    let status = client.append(signed(huge)).await.unwrap_err();
+    assert!(
+        matches!(status.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted | tonic::Code::Internal),
+        "{status:?}"
+    );
+
+    // The group still commits, and the node that got the bad input follows.
+    hold(&cluster, GROUP, event, 7).await;
+    let index = cluster.node(cluster.leader(GROUP).await).applied_index(GROUP).unwrap();
+    cluster.wait_applied(target, GROUP, index).await;
+    cluster.shutdown().await;
+}
