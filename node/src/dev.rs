@@ -560,17 +560,11 @@ fn events_of<S: Shard>(shards: &[S]) -> Vec<Target> {
     all
 }
 
-fn on_sale(event: &EventView, now: Millis) -> bool {
-    event.sale_opens_at_ms <= now && now < event.sale_closes_at_ms && now < event.starts_at_ms
-}
-
 /// The first play on sale, looking at London's region first (its prices
 /// are in another currency than the stadium's).
 fn find_play<S: Shard>(shards: &[S]) -> Option<Target> {
-    let mut plays: Vec<Target> = events_of(shards)
-        .into_iter()
-        .filter(|t| t.event.kind == EventKind::Theater && on_sale(&t.event, shards[t.shard].now_ms()))
-        .collect();
+    let mut plays: Vec<Target> =
+        events_of(shards).into_iter().filter(|t| t.event.kind == EventKind::Theater && t.event.on_sale).collect();
     plays.sort_by_key(|t| (shards[t.shard].region() != "eu-west", t.shard, t.event.id));
     plays.into_iter().next()
 }
@@ -580,7 +574,7 @@ fn find_stadium<S: Shard>(shards: &[S]) -> Option<Target> {
     events_of(shards).into_iter().find(|t| {
         let shard = &shards[t.shard];
         let capacity = shard.read(|s: &State| s.venue(t.event.venue).map(|v| v.capacity));
-        capacity == Some(STADIUM_SEATS) && on_sale(&t.event, shard.now_ms())
+        capacity == Some(STADIUM_SEATS) && t.event.on_sale
     })
 }
 

@@ -355,9 +355,9 @@ impl RaftTransport for TransportService {
                 _ => return Err(Status::invalid_argument("a snapshot stream has one head")),
             }
         }
-        // Refuse a corrupt snapshot here, before the Raft core sees it: the
-        // replica keeps serving what it has.
-        statemachine::State::restore(&bytes).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Refuse a bad snapshot here, before the Raft core sees it: an error
+        // there would take the group out of service.
+        crate::sm::check_snapshot(&meta, &bytes).map_err(Status::invalid_argument)?;
         let response = raft.install_full_snapshot(vote, Snapshot { meta, snapshot: bytes }).await.map_err(fatal)?;
         reply(&response)
     }

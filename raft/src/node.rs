@@ -164,8 +164,7 @@ struct LeaderClock {
 
 impl LeaderClock {
     fn stamp(&self, applied_ms: Millis) -> Millis {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let floor = applied_ms.max(wall);
+        let floor = applied_ms.max(wall_ms());
         let previous = self.last_ms.fetch_max(floor, Ordering::SeqCst);
         previous.max(floor)
     }

@@ -79,6 +79,19 @@ impl ShardSm {
     }
 }
 
+/// Decodes a snapshot and checks it against its metadata: the check every
+/// snapshot passes before it is installed, whether a peer sent it (the
+/// transport refuses it before the Raft core sees it) or it is read back at
+/// start-up.
+pub(crate) fn check_snapshot(meta: &SnapshotMeta, bytes: &[u8]) -> Result<State, String> {
+    let state = State::restore(bytes).map_err(|e| e.to_string())?;
+    let covered = meta.last_log_id.map_or(0, |id| id.index);
+    if state.last_index() > covered {
+        return Err(format!("snapshot state is at index {} but claims to cover only {covered}", state.last_index()));
+    }
+    Ok(state)
+}
+
 /// Builds a snapshot from a view captured when the builder was made, so it
 /// can run while apply goes on.
 pub struct SnapshotBuilder {
@@ -151,17 +164,9 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
-        // Check the bytes before anything is replaced: a corrupt snapshot is
+        // Check the bytes before anything is replaced: a bad snapshot is
         // refused and the replica keeps serving what it has.
-        let state = State::restore(&snapshot).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        if let Some(last) = &meta.last_log_id {
-            assert!(
-                state.last_index() <= last.index,
-                "snapshot state is ahead of its metadata ({} > {})",
-                state.last_index(),
-                last.index
-            );
-        }
+        let state = check_snapshot(meta, &snapshot).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         persist_snapshot(&self.store, self.group, meta, &snapshot).await?;
         let mut applied = self.shared.inner.write().expect("state lock poisoned");
         applied.state = state;

@@ -503,6 +503,22 @@ async fn bad_messages_are_refused_and_the_node_keeps_serving() {
     stream.metadata_mut().insert("x-cluster-secret", SECRET.parse().unwrap());
     let status = client.install_snapshot(stream).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    // So is a snapshot that restores but holds more log than its metadata
+    // says it covers (a node that installed it would serve state it cannot
+    // account for).
+    let mut ahead = State::new(Limits::default());
+    let applied = ahead.apply(&Command::new("x", "y", Op::CreateVenue(venue())), ApplyCtx { index: 50, time_ms: 1 });
+    assert!(applied.result.is_ok());
+    let head = to_target(postcard::to_allocvec(&(Vote::new(99, 9), SnapshotMeta::default())).unwrap());
+    let frames = vec![
+        SnapshotFrame { frame: Some(snapshot_frame::Frame::Head(head)) },
+        SnapshotFrame { frame: Some(snapshot_frame::Frame::Chunk(ahead.snapshot())) },
+    ];
+    let mut stream = tonic::Request::new(futures::stream::iter(frames));
+    stream.metadata_mut().insert("x-cluster-secret", SECRET.parse().unwrap());
+    let status = client.install_snapshot(stream).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("claims to cover"), "{status:?}");
     // A snapshot stream without a head is refused too.
     let mut headless = tonic::Request::new(futures::stream::iter(vec![SnapshotFrame {
         frame: Some(snapshot_frame::Frame::Chunk(vec![1, 2, 3])),

@@ -63,8 +63,7 @@ impl State {
                 Err(Want { category, count: *count, together: *together, accessible: *accessible })
             }
         };
-        let s = &event.settings;
-        if now < s.sale_opens_at_ms || now >= s.sale_closes_at_ms || now >= s.starts_at_ms {
+        if !event.settings.on_sale(now) {
             return Err(Rejection::NotOnSale);
         }
         self.touch(event_id, now, fx);
@@ -86,12 +85,7 @@ impl State {
         now: Millis,
         fx: &mut Fx,
     ) -> Result<Outcome, Rejection> {
-        // One scan of the user's holds answers both checks.
-        let (on_event, user_live) = self.user_holds_at(user, Some(event_id), now);
-        if let Some(hold) = on_event {
-            return Err(Rejection::HoldLimit { hold });
-        }
-        self.check_capacity(user_live, now)?;
+        self.may_hold(user, event_id, now)?;
         let event = &self.p.events[&event_id];
         let layout = &self.p.venues[&event.settings.venue].derived;
         let seats = match wanted {
@@ -112,23 +106,29 @@ impl State {
         Ok(Outcome::Held(receipt))
     }
 
-    /// Shard-wide and per-user bounds on live holds. A hold whose lease ran
-    /// out by `now` is not live, even before a command has released it.
-    pub(crate) fn check_hold_capacity(&self, user: &str, now: Millis) -> Result<(), Rejection> {
-        let (_, user_live) = self.user_holds_at(user, None, now);
+    /// Whether `user` may take a new hold on `event` at `now`: one live hold
+    /// per user per event (waitlist offers included), and the per-user and
+    /// shard-wide bounds on live holds. A hold whose lease ran out by `now`
+    /// does not count against the bounds, even before a command released it.
+    pub(crate) fn may_hold(&self, user: &str, event: EventId, now: Millis) -> Result<(), Rejection> {
+        // One scan of the user's holds answers both per-user checks.
+        let (on_event, user_live) = self.user_holds_at(user, event, now);
+        if let Some(hold) = on_event {
+            return Err(Rejection::HoldLimit { hold });
+        }
         self.check_capacity(user_live, now)
     }
 
     /// The user's hold on `event` in the live-hold index, if any, and how
     /// many of the user's holds are live at `now`.
-    fn user_holds_at(&self, user: &str, event: Option<EventId>, now: Millis) -> (Option<HoldId>, usize) {
+    fn user_holds_at(&self, user: &str, event: EventId, now: Millis) -> (Option<HoldId>, usize) {
         let (mut on_event, mut live) = (None, 0);
         // One search from the user's first possible key, rather than a
         // range that looks up both ends.
         let first = (user.to_string(), EventId(0));
         let entries = self.ix.user_holds.range((Bound::Included(first), Bound::Unbounded));
         for ((_, held_on), &hold) in entries.take_while(|((owner, _), _)| owner == user) {
-            if Some(*held_on) == event {
+            if *held_on == event {
                 on_event = Some(hold);
             }
             if self.p.holds[&hold].expires_at_ms > now {
@@ -138,7 +138,7 @@ impl State {
         (on_event, live)
     }
 
-    /// [`State::check_hold_capacity`] for a user with `user_live` live holds.
+    /// The bounds of [`State::may_hold`] for a user with `user_live` live holds.
     fn check_capacity(&self, user_live: usize, now: Millis) -> Result<(), Rejection> {
         let limits = &self.p.limits;
         let (held, max) = (self.ix.expiry.len(), limits.holds_live_max as usize);

@@ -62,6 +62,8 @@ pub struct EventView {
     pub availability: Vec<(String, Counts)>,
     /// Users on the waitlist.
     pub waitlist_len: u32,
+    /// Holds may be taken at the time of the read (the rule holds follow).
+    pub on_sale: bool,
 }
 
 impl EventView {
@@ -362,6 +364,7 @@ impl State {
             waiting_room: s.waiting_room,
             availability: layout.categories.iter().cloned().zip(counts).collect(),
             waitlist_len: ev.waitlist.len() as u32,
+            on_sale: s.on_sale(now),
         })
     }
 

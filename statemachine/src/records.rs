@@ -61,6 +61,18 @@ pub(crate) struct EventSettings {
     pub(crate) waiting_room: Option<WaitingRoomSpec>,
 }
 
+impl EventSettings {
+    /// Holds may be taken at `now`: the sale is open and the event has not started.
+    pub(crate) fn on_sale(&self, now: Millis) -> bool {
+        now >= self.sale_opens_at_ms && !self.sale_over(now)
+    }
+
+    /// The sale has closed (or the event has started) by `now`.
+    pub(crate) fn sale_over(&self, now: Millis) -> bool {
+        now >= self.sale_closes_at_ms || now >= self.starts_at_ms
+    }
+}
+
 /// An event and its seat inventory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Event {
@@ -204,6 +216,13 @@ pub(crate) struct Intent {
     pub(crate) created_at_ms: Millis,
     pub(crate) updated_at_ms: Millis,
     pub(crate) reason: String,
+}
+
+impl Intent {
+    /// Nothing more will happen to this intent.
+    pub(crate) fn is_settled(&self) -> bool {
+        matches!(self.state, IntentState::Declined | IntentState::Refunded) && !self.booked
+    }
 }
 
 /// A remembered request: its fingerprint and the result it got.

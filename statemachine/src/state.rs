@@ -129,11 +129,14 @@ impl State {
         if let Err(why) = self.check_key(&cmd.client, &cmd.request) {
             return Applied { result: Err(why), events: Vec::new(), replayed: false };
         }
-        let fingerprint = crate::dedup::fingerprint(&cmd.op);
-        // Built once: the lookup and the record below use the same key.
-        let key = cmd.op.recorded().then(|| crate::dedup::request_key(&cmd.client, &cmd.request));
-        if let Some(key) = key.as_ref().filter(|_| !planted(Bug::NoDedup)) {
-            if let Some(seen) = self.p.dedup.get(key) {
+        // Built once, and only for ops the exactly-once table records: the
+        // lookup and the record below use the same key and fingerprint.
+        let key = cmd
+            .op
+            .recorded()
+            .then(|| (crate::dedup::request_key(&cmd.client, &cmd.request), crate::dedup::fingerprint(&cmd.op)));
+        if let Some((key, fingerprint)) = key.filter(|_| !planted(Bug::NoDedup)) {
+            if let Some(seen) = self.p.dedup.get(&key) {
                 let result = if seen.fingerprint == fingerprint {
                     seen.result.clone()
                 } else {
@@ -155,7 +158,7 @@ impl State {
             // passing, which readers must hear about like any other change.
             assert!(fx.iter().all(DomainEvent::is_time_driven), "a rejected command emitted {fx:?}");
         }
-        if let Some(key) = key {
+        if let Some((key, fingerprint)) = key {
             self.remember(key, ctx.index, now, fingerprint, &result);
         }
         Applied { result, events: fx, replayed: false }
@@ -331,13 +334,5 @@ impl State {
         if freed {
             self.offer_waitlist(event, now, fx);
         }
-    }
-}
-
-impl Intent {
-    /// Nothing more will happen to this intent.
-    pub(crate) fn is_settled(&self) -> bool {
-        matches!(self.state, crate::records::IntentState::Declined | crate::records::IntentState::Refunded)
-            && !self.booked
     }
 }

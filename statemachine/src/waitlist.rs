@@ -30,7 +30,7 @@ impl State {
             return Err(Rejection::TooManySeats { max });
         }
         let category = layout.category(category).ok_or_else(|| Rejection::UnknownCategory(category.to_string()))?;
-        if now >= event.settings.sale_closes_at_ms || now >= event.settings.starts_at_ms {
+        if event.settings.sale_over(now) {
             return Err(Rejection::NotOnSale);
         }
         self.touch(event_id, now, fx);
@@ -78,7 +78,7 @@ impl State {
     /// Offers an event's available seats to its waitlist, FIFO, first fit.
     pub(crate) fn offer_waitlist(&mut self, event_id: EventId, now: Millis, fx: &mut Fx) {
         let event = &self.p.events[&event_id];
-        if event.waitlist.is_empty() || now >= event.settings.sale_closes_at_ms || now >= event.settings.starts_at_ms {
+        if event.waitlist.is_empty() || event.settings.sale_over(now) {
             return;
         }
         let scan = self.p.limits.waitlist_scan_entries_max as usize;
@@ -92,12 +92,9 @@ impl State {
             if event.counts[entry.category as usize].available < entry.count {
                 continue;
             }
-            // One live hold per user per event, offers included: a waiting
-            // user who already holds seats keeps their place for later.
-            if self.ix.user_holds.contains_key(&(entry.user.clone(), event_id)) {
-                continue;
-            }
-            if self.check_hold_capacity(&entry.user, now).is_err() {
+            // A waiting user who may not take a hold now (one already held
+            // on this event, or a bound reached) keeps their place for later.
+            if self.may_hold(&entry.user, event_id, now).is_err() {
                 continue;
             }
             let layout = &self.p.venues[&event.settings.venue].derived;
