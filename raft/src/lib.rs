@@ -9,17 +9,26 @@
 //! - `network`: Raft messages over gRPC, one channel per peer, routed by group.
 //! - `node`: a node hosting many groups; proposals with leader-stamped time,
 //!   linearizable reads, membership, the periodic expiry sweep.
+//! - `query`: the reads a gateway sends (`Query`) and their answers.
+//! - `service`: the `Shard` gRPC service (propose, read, cluster operations).
+//! - `client`: `ClusterClient`, the gateway's and operator's side of it:
+//!   finds each group's leader, follows redirects, retries safely.
 //!
 //! openraft types stay behind this crate's API so that an upgrade touches
 //! one crate.
 
+mod client;
 mod network;
 mod node;
+mod query;
+mod service;
 mod sm;
 mod store;
 mod types;
 
+pub use client::{ClientError, ClusterClient, Consistency, NodeStatus};
 pub use node::{GroupStatus, NodeConfig, NodeError, RaftNode};
+pub use query::{answer, Answer, Query, ReadReply, EVENTS_PAGE_MAX, INTENTS_PAGE_MAX};
 pub use sm::{ShardSm, ShardState, SnapshotBuilder};
 pub use store::{FlushStats, LogStore, NodeStore};
 pub use types::{CmdResp, GroupId, LogCmd, PeerNode, TypeConfig};

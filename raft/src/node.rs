@@ -11,11 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{Config, ReadPolicy, SnapshotPolicy};
 use proto::raft_v1::raft_transport_server::RaftTransportServer;
+use proto::raft_v1::shard_server::ShardServer;
 use statemachine::{Applied, Command, Millis, Op, State};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::network::{Groups, NetworkFactory, PeerPool, TransportService, MESSAGE_BYTES_MAX};
+use crate::query::{answer, Query, ReadReply};
+use crate::service::ShardService;
 use crate::sm::{ShardSm, ShardState};
 use crate::store::NodeStore;
 use crate::types::{CmdResp, GroupId, LogCmd, PeerNode};
@@ -134,6 +137,8 @@ pub struct GroupStatus {
     pub snapshot_index: Option<u64>,
     /// Index up to which the log was purged.
     pub purged_index: Option<u64>,
+    /// Every member (voters and learners) with its address.
+    pub members: Vec<(u64, String)>,
 }
 
 struct Group {
@@ -203,12 +208,13 @@ impl RaftNode {
         Ok(node)
     }
 
-    async fn serve(&self) -> Result<(), NodeError> {
+    async fn serve(self: &Arc<Self>) -> Result<(), NodeError> {
         let service = TransportService {
             node_id: self.config.id,
             groups: Arc::clone(&self.groups),
             secret: Arc::from(self.config.secret.as_str()),
         };
+        let shard = ShardService { node: Arc::downgrade(self), secret: Arc::from(self.config.secret.as_str()) };
         let listener = tokio::net::TcpListener::bind(self.config.listen).await?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -216,6 +222,11 @@ impl RaftNode {
             .tcp_nodelay(true)
             .add_service(
                 RaftTransportServer::new(service)
+                    .max_decoding_message_size(MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(MESSAGE_BYTES_MAX),
+            )
+            .add_service(
+                ShardServer::new(shard)
                     .max_decoding_message_size(MESSAGE_BYTES_MAX)
                     .max_encoding_message_size(MESSAGE_BYTES_MAX),
             )
@@ -294,6 +305,11 @@ impl RaftNode {
     /// Proposes a command to `group` through this node, which must lead it,
     /// and returns its result once committed and applied.
     pub async fn propose(&self, group: GroupId, cmd: Command) -> Result<Applied, NodeError> {
+        Ok(self.propose_indexed(group, cmd).await?.0)
+    }
+
+    /// [`RaftNode::propose`], also returning the entry's log index.
+    pub async fn propose_indexed(&self, group: GroupId, cmd: Command) -> Result<(Applied, u64), NodeError> {
         let raft = self.raft(group)?;
         let applied_ms = self.state(group)?.read(State::clock_ms);
         let entry = LogCmd { time_ms: self.clock.stamp(applied_ms), cmd };
@@ -306,7 +322,7 @@ impl RaftNode {
         };
         match written {
             Ok(response) => match response.data {
-                CmdResp::Applied(applied) => Ok(applied),
+                CmdResp::Applied(applied) => Ok((applied, response.log_id.index)),
                 CmdResp::Noop => unreachable!("a normal entry answered like a blank one"),
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
@@ -340,6 +356,36 @@ impl RaftNode {
         Ok(state.read(|s| f(s, now)))
     }
 
+    /// Answers `query` linearizably (see [`RaftNode::read`]).
+    pub async fn query(&self, group: GroupId, query: &Query) -> Result<ReadReply, NodeError> {
+        self.read(group, |s, now| ReadReply {
+            answer: answer(s, query, now),
+            applied_index: s.last_index(),
+            read_at_ms: now,
+        })
+        .await
+    }
+
+    /// Answers `query` from this replica's applied state, without a round
+    /// trip, if the replica knows a leader and has applied all but at most
+    /// `lag_entries_max` of the entries it knows to be committed. The bound
+    /// holds as of the replica's last contact with the leader: a replica cut
+    /// off from its leader for longer than an election timeout stops knowing
+    /// one and refuses.
+    pub fn follower_query(&self, group: GroupId, query: &Query, lag_entries_max: u64) -> Result<ReadReply, NodeError> {
+        let status = self.status(group)?;
+        let Some(leader) = status.leader else {
+            return Err(NodeError::NoQuorum(group));
+        };
+        if status.applied_index.saturating_add(lag_entries_max) < status.commit_index {
+            let addr = status.members.iter().find(|(id, _)| *id == leader).map(|(_, a)| a.clone());
+            return Err(NodeError::NotLeader { group, leader: addr.map(|a| (leader, a)) });
+        }
+        let state = self.state(group)?;
+        let now = state.read(State::clock_ms).max(wall_ms());
+        Ok(state.read(|s| ReadReply { answer: answer(s, query, now), applied_index: s.last_index(), read_at_ms: now }))
+    }
+
     /// Reads this replica's applied state without asking anyone: possibly
     /// stale, never reverted. For follower reads and tests.
     pub fn local_read<T>(&self, group: GroupId, f: impl FnOnce(&State) -> T) -> Result<T, NodeError> {
@@ -369,6 +415,7 @@ impl RaftNode {
         let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();
         let learners: Vec<u64> = membership.learner_ids().collect();
+        let members = membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect();
         Ok(GroupStatus {
             group,
             node: self.config.id,
@@ -381,7 +428,20 @@ impl RaftNode {
             applied_index: m.last_applied.as_ref().map_or(0, |id| id.index),
             snapshot_index: m.snapshot.as_ref().map(|id| id.index),
             purged_index: m.purged.as_ref().map(|id| id.index),
+            members,
         })
+    }
+
+    /// Ids of the groups this node hosts, in order.
+    pub fn group_ids(&self) -> Vec<GroupId> {
+        let mut ids: Vec<GroupId> = self.hosted.read().expect("hosted lock poisoned").keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// [`RaftNode::status`] of every hosted group, in group order.
+    pub fn statuses(&self) -> Vec<GroupStatus> {
+        self.group_ids().into_iter().filter_map(|g| self.status(g).ok()).collect()
     }
 
     /// Adds `id` as a learner of `group` and waits until it has caught up.

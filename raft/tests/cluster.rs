@@ -540,3 +540,71 @@ async fn bad_messages_are_refused_and_the_node_keeps_serving() {
     cluster.wait_applied(target, GROUP, index).await;
     cluster.shutdown().await;
 }
+
+/// The `Shard` service as a gateway uses it: through any node's address the
+/// client finds the leader, proposals and reads work, a retried proposal is
+/// answered once, a leader kill is ridden out, and a wrong secret is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shard_service_routes_to_the_leader_and_rides_out_a_failover() {
+    use raft::{Answer, ClientError, ClusterClient, Consistency, Query};
+    let mut cluster = Cluster::start(&[GROUP], |_| {}).await;
+    let ev = event(&cluster, GROUP).await;
+    let leader = cluster.leader(GROUP).await;
+    let follower = (leader + 1) % 3;
+    // Seeded with a follower only: the first call is redirected.
+    let client = ClusterClient::new(
+        vec![cluster.addrs[follower].to_string()],
+        SECRET,
+        Duration::from_secs(2),
+        Duration::from_secs(10),
+    );
+    let hold = Command::new(
+        "ann",
+        "h1",
+        Op::Hold { event: ev, user: "ann".into(), selection: Selection::Seats(vec!["Floor-1-1".into()]) },
+    );
+    let (first, index) = client.propose(GROUP, &hold).await.unwrap();
+    assert!(matches!(first.result, Ok(Outcome::Held(_))), "{first:?}");
+    assert!(index > 0);
+    assert_eq!(client.cached_leader(GROUP), Some(cluster.addrs[leader].to_string()), "the redirect was followed");
+    let (again, _) = client.propose(GROUP, &hold).await.unwrap();
+    assert!(again.replayed, "a retry is answered from the exactly-once table");
+    assert_eq!(again.result, first.result);
+
+    let reply = client.read(GROUP, &Query::SeatMap(ev), Consistency::Linearizable).await.unwrap();
+    let Answer::SeatMap(Some(map)) = reply.answer else { panic!("{:?}", reply.answer) };
+    assert_eq!(map.seats.iter().filter(|s| s.status == SeatStatus::Held).count(), 1);
+    assert!(reply.applied_index >= index);
+
+    let statuses = client.node_status(&cluster.addrs[follower].to_string()).await.unwrap();
+    assert_eq!(statuses.groups.len(), 1);
+    assert_eq!(statuses.groups[0].voters, vec![1, 2, 3]);
+
+    // Kill the leader: the client finds the new one within its budget.
+    cluster.stop_node(leader).await;
+    let all = ClusterClient::new(
+        cluster.addrs.iter().map(|a| a.to_string()).collect(),
+        SECRET,
+        Duration::from_secs(1),
+        Duration::from_secs(15),
+    );
+    let hold2 = Command::new(
+        "bob",
+        "h1",
+        Op::Hold { event: ev, user: "bob".into(), selection: Selection::Seats(vec!["Floor-1-2".into()]) },
+    );
+    let (after, _) = all.propose(GROUP, &hold2).await.unwrap();
+    assert!(matches!(after.result, Ok(Outcome::Held(_))), "{after:?}");
+    let reply = all.read(GROUP, &Query::SeatMap(ev), Consistency::Linearizable).await.unwrap();
+    let Answer::SeatMap(Some(map)) = reply.answer else { panic!() };
+    assert_eq!(map.seats.iter().filter(|s| s.status == SeatStatus::Held).count(), 2, "nothing acknowledged was lost");
+
+    let outsider = ClusterClient::new(
+        vec![cluster.addrs[follower].to_string()],
+        "wrong-secret",
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    );
+    assert_eq!(outsider.propose(GROUP, &hold2).await.unwrap_err(), ClientError::Unauthenticated);
+    cluster.shutdown().await;
+}

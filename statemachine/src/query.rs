@@ -2,6 +2,8 @@
 //! run out reads as expired (and its seats as available) even before a
 //! command has released it.
 
+use serde::{Deserialize, Serialize};
+
 use crate::command::{EventKind, RefundTier, VenueSpec, WaitingRoomSpec};
 use crate::ids::{BookingId, EventId, HoldId, Millis, TicketId, VenueId, WaitlistId};
 use crate::outcome::HoldOrigin;
@@ -9,7 +11,7 @@ use crate::records::{BookingStatus, Counts, Hold, HoldState, IntentState, Ticket
 use crate::state::{State, SEAT_AVAILABLE, SEAT_BLOCKED, SEAT_BOOKED, SEAT_HELD};
 
 /// A venue.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VenueView {
     /// Id.
     pub id: VenueId,
@@ -20,7 +22,7 @@ pub struct VenueView {
 }
 
 /// An event with its availability at the time of the read.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventView {
     /// Id.
     pub id: EventId,
@@ -79,7 +81,7 @@ impl EventView {
 }
 
 /// A seat's status as readers see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SeatStatus {
     /// Free.
     Available,
@@ -114,7 +116,7 @@ impl SeatStatus {
 }
 
 /// One seat of a seat map.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatView {
     /// Label, `{section}-{row}-{number}`.
     pub seat_id: String,
@@ -135,7 +137,7 @@ pub struct SeatView {
 }
 
 /// Every seat of an event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatMap {
     /// The event.
     pub event: EventId,
@@ -146,7 +148,7 @@ pub struct SeatMap {
 }
 
 /// A hold's status as readers see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldStatus {
     /// Live.
     Active,
@@ -171,7 +173,7 @@ impl HoldStatus {
 }
 
 /// A hold.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldView {
     /// Id.
     pub id: HoldId,
@@ -196,7 +198,7 @@ pub struct HoldView {
 }
 
 /// A booking's status as readers see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BookingViewStatus {
     /// A payment is in progress or its outcome is not known yet.
     Pending,
@@ -221,7 +223,7 @@ impl BookingViewStatus {
 }
 
 /// A booking (or a pending one: a hold with a payment attempt).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookingView {
     /// Id.
     pub id: BookingId,
@@ -248,7 +250,7 @@ pub struct BookingView {
 }
 
 /// A ticket, with what its signed code must carry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketView {
     /// Id.
     pub id: TicketId,
@@ -269,7 +271,7 @@ pub struct TicketView {
 }
 
 /// A waitlist entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitlistView {
     /// Id.
     pub id: WaitlistId,
@@ -286,7 +288,7 @@ pub struct WaitlistView {
 }
 
 /// A payment intent that needs the reconciler.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntentView {
     /// Provider idempotency key.
     pub id: String,

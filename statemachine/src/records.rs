@@ -11,7 +11,7 @@ use crate::ids::{BookingId, EventId, HoldId, Millis, TicketId, VenueId, Waitlist
 use crate::outcome::{HoldOrigin, Outcome, Rejection};
 
 /// Seats of one category of one event, by status.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Free to hold.
     pub available: u32,
