@@ -1,16 +1,23 @@
 //! The `ticketd` node: storage and gateway roles, configuration, the HTTP
-//! API and the demo data. Today it holds the demo catalog and `ticketd dev`,
-//! which runs the demo in-process; replication and the gateway come next.
+//! API, the demo data and the dev cluster.
 //!
 //! # Layout
+//! - `config`: `ticketd run` configuration (TOML, environment, flags).
+//! - `run`: a node's life: the storage role (Raft groups on RocksDB), the
+//!   gateway role, bootstrap, graceful shutdown.
+//! - `gateway`: the HTTP API of the contract, routed to group leaders.
+//! - `dev`: `ticketd dev`, a three-node local cluster from one command.
 //! - `shard`: the [`shard::Shard`] trait (propose a command, read the applied
-//!   state) and [`shard::LocalShard`], a shard inside this process. Code
-//!   written against the trait runs unchanged on the Raft-backed shard.
+//!   state) and [`shard::LocalShard`], a shard inside this process.
 //! - `demo`: the demo catalog of three regions and its idempotent loader.
-//! - `dev`: `ticketd dev`, the in-process preview.
+//! - `preview`: `ticketd preview`, the in-process demo without a network.
 //! - `text`: times and money as the output shows them.
 
+pub mod config;
 pub mod demo;
 pub mod dev;
+pub mod gateway;
+pub mod preview;
+pub mod run;
 pub mod shard;
 mod text;

@@ -1,4 +1,4 @@
-//! `ticketd dev`, the in-process preview: three region shards in this
+//! `ticketd preview`, the in-process preview: three region shards in this
 //! process, the demo catalog, a summary of what the shards hold, and a
 //! scripted booking session that goes through the real rules.
 //!
@@ -21,9 +21,9 @@ use crate::demo::{self, LoadReport, RegionCatalog, ADMIN, STADIUM_SEATS, USERS};
 use crate::shard::{wall_clock_ms, Clock, LocalShard, Shard};
 use crate::text::{money, rfc3339};
 
-/// Options of `ticketd dev`.
+/// Options of `ticketd preview`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DevOptions {
+pub struct PreviewOptions {
     /// Keep the shards here between runs.
     pub data_dir: Option<PathBuf>,
     /// Run as if the clock read this (for reproducible output); else the wall clock.
@@ -35,18 +35,18 @@ pub fn parse_time(text: &str) -> Result<Millis, String> {
     crate::text::parse_rfc3339(text)
 }
 
-/// Runs `ticketd dev`, writing what happens to `out`.
-pub fn run(opts: &DevOptions, out: &mut dyn Write) -> anyhow::Result<()> {
+/// Runs `ticketd preview`, writing what happens to `out`.
+pub fn run(opts: &PreviewOptions, out: &mut dyn Write) -> anyhow::Result<()> {
     let now = opts.now_ms.unwrap_or_else(wall_clock_ms);
     let clock = match opts.now_ms {
         Some(ms) => Clock::Fixed(ms),
         None => Clock::System,
     };
-    writeln!(out, "ticketd dev: in-process preview at {}", rfc3339(now))?;
+    writeln!(out, "ticketd preview: in-process preview at {}", rfc3339(now))?;
     writeln!(
         out,
-        "The three region shards run inside this process without replication. The replicated cluster \
-         (Raft on RocksDB) and the HTTP gateway are not served yet: nothing listens on the network."
+        "The three region shards run inside this process without replication and nothing listens on the \
+         network; `ticketd dev` runs the replicated cluster and the HTTP gateway."
     )?;
 
     let mut shards = open_shards(opts.data_dir.as_deref(), clock, out)?;
@@ -76,7 +76,7 @@ pub fn run(opts: &DevOptions, out: &mut dyn Write) -> anyhow::Result<()> {
         save(dir, &shards)?;
         writeln!(out, "\ndata: saved the snapshots of {} to {}", demo::REGIONS.join(", "), dir.display())?;
     }
-    writeln!(out, "\nIn-process preview done. The replicated cluster and the HTTP gateway are not served yet.")?;
+    writeln!(out, "\nIn-process preview done. For the replicated cluster and the HTTP API, run `ticketd dev`.")?;
     Ok(())
 }
 
@@ -653,9 +653,9 @@ mod tests {
         (datetime!(2026-11-22 10:00 UTC).unix_timestamp() * 1000) as Millis
     }
 
-    fn run_to_string(opts: &DevOptions) -> String {
+    fn run_to_string(opts: &PreviewOptions) -> String {
         let mut out = Vec::new();
-        run(opts, &mut out).expect("ticketd dev runs");
+        run(opts, &mut out).expect("ticketd preview runs");
         String::from_utf8(out).unwrap()
     }
 
@@ -665,9 +665,9 @@ mod tests {
 
     #[test]
     fn the_session_goes_through_the_rules() {
-        let out = run_to_string(&DevOptions { data_dir: None, now_ms: Some(t0()) });
+        let out = run_to_string(&PreviewOptions { data_dir: None, now_ms: Some(t0()) });
         assert_has(&out, "in-process preview");
-        assert_has(&out, "not served yet");
+        assert_has(&out, "run `ticketd dev`");
         assert_has(&out, "data: in memory only");
         for region in demo::REGIONS {
             assert_has(&out, &format!("catalog {region}: loaded ("));
@@ -696,14 +696,14 @@ mod tests {
 
     #[test]
     fn the_same_now_gives_the_same_output() {
-        let opts = DevOptions { data_dir: None, now_ms: Some(t0()) };
+        let opts = PreviewOptions { data_dir: None, now_ms: Some(t0()) };
         assert_eq!(run_to_string(&opts), run_to_string(&opts));
     }
 
     #[test]
     fn kept_data_is_restored_and_the_session_runs_again() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = |now| DevOptions { data_dir: Some(dir.path().to_path_buf()), now_ms: Some(now) };
+        let opts = |now| PreviewOptions { data_dir: Some(dir.path().to_path_buf()), now_ms: Some(now) };
         let first = run_to_string(&opts(t0()));
         assert_has(&first, "data: created new data in ");
         assert_has(&first, "data: saved the snapshots of ap-south, eu-west, us-east");
@@ -740,7 +740,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = snapshot_path(dir.path(), "eu-west");
         fs::write(&path, b"not a snapshot").unwrap();
-        let opts = DevOptions { data_dir: Some(dir.path().to_path_buf()), now_ms: Some(t0()) };
+        let opts = PreviewOptions { data_dir: Some(dir.path().to_path_buf()), now_ms: Some(t0()) };
         let err = run(&opts, &mut Vec::new()).unwrap_err();
         assert!(format!("{err:#}").contains("eu-west.snapshot"), "{err:#}");
         assert_eq!(fs::read(&path).unwrap(), b"not a snapshot");

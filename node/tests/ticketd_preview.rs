@@ -1,11 +1,11 @@
-//! Runs the real `ticketd dev` binary.
+//! Runs the real `ticketd preview` binary.
 
 use std::path::Path;
 use std::process::Command;
 
-fn ticketd_dev(data_dir: &Path, extra: &[&str]) -> String {
+fn ticketd_preview(data_dir: &Path, extra: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_ticketd"))
-        .arg("dev")
+        .arg("preview")
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
@@ -13,7 +13,7 @@ fn ticketd_dev(data_dir: &Path, extra: &[&str]) -> String {
         .expect("ticketd starts");
     let stdout = String::from_utf8(output.stdout).expect("output is UTF-8");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "ticketd dev failed with {}:\n{stdout}\n{stderr}", output.status);
+    assert!(output.status.success(), "ticketd preview failed with {}:\n{stdout}\n{stderr}", output.status);
     stdout
 }
 
@@ -22,13 +22,13 @@ fn assert_has(output: &str, needle: &str) {
 }
 
 #[test]
-fn dev_runs_the_demo_and_keeps_its_data() {
+fn preview_runs_the_demo_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
-    let first = ticketd_dev(&data, &[]);
+    let first = ticketd_preview(&data, &[]);
     assert_has(&first, "in-process preview");
-    assert_has(&first, "the HTTP gateway are not served yet");
+    assert_has(&first, "`ticketd dev` runs the replicated cluster");
     assert_has(&first, "data: created new data in ");
     for region in ["ap-south", "eu-west", "us-east"] {
         assert_has(&first, &format!("catalog {region}: loaded ("));
@@ -42,22 +42,22 @@ fn dev_runs_the_demo_and_keeps_its_data() {
     assert_has(&first, "event WaitlistOffered: ");
     assert_has(&first, "tickets ");
 
-    let second = ticketd_dev(&data, &[]);
+    let second = ticketd_preview(&data, &[]);
     assert_has(&second, "data: loaded existing data from ");
     assert_has(&second, "catalog ap-south: already present, nothing proposed");
     assert_has(&second, "in the same command dave was offered ");
 }
 
 #[test]
-fn dev_output_is_reproducible_with_a_fixed_clock() {
+fn preview_output_is_reproducible_with_a_fixed_clock() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let now = ["--now", "2026-11-22T10:00:00Z"];
-    let first = ticketd_dev(a.path(), &now);
-    let second = ticketd_dev(b.path(), &now);
+    let first = ticketd_preview(a.path(), &now);
+    let second = ticketd_preview(b.path(), &now);
     let strip = |s: &str, dir: &Path| s.replace(&dir.display().to_string(), "DIR");
     assert_eq!(strip(&first, a.path()), strip(&second, b.path()));
-    assert_has(&first, "ticketd dev: in-process preview at 2026-11-22T10:00:00Z");
+    assert_has(&first, "ticketd preview: in-process preview at 2026-11-22T10:00:00Z");
     assert_has(&first, "concert  2026-11-27T14:30:00Z  Kabini Blues Band: Unplugged");
     for region in ["ap-south", "eu-west", "us-east"] {
         let snapshot = |dir: &Path| std::fs::read(dir.join(format!("{region}.snapshot"))).unwrap();

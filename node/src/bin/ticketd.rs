@@ -1,10 +1,14 @@
 //! `ticketd`, the ticketing engine's node binary.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use node::dev::{self, DevOptions};
+use node::config::{Config, LogFormat};
+use node::dev::DevOptions;
+use node::preview::{self, PreviewOptions};
 use statemachine::Millis;
 
 #[derive(Debug, Parser)]
@@ -16,35 +20,135 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Runs the demo in this process: three region shards, the demo catalog
-    /// and a scripted booking session. This preview has no replication and
-    /// serves no HTTP yet.
+    /// Runs a node (storage and/or gateway role) from a configuration file,
+    /// `TICKETD_*` environment variables and flags.
+    Run(RunArgs),
+    /// Starts a complete local cluster: three storage nodes, three region
+    /// groups replicated on all of them, a gateway on 127.0.0.1:8080, and
+    /// the demo catalog. Data stays in the data directory between starts.
     Dev(DevArgs),
+    /// Runs the demo in this process without replication or network: three
+    /// region shards, the demo catalog and a scripted booking session.
+    Preview(PreviewArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Overrides `node.id`.
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Overrides `node.data_dir`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Overrides `storage.grpc_listen`.
+    #[arg(long, value_name = "ADDR")]
+    grpc_listen: Option<SocketAddr>,
+    /// Overrides `gateway.http_listen`.
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
+    /// Overrides `log.format` (text or json).
+    #[arg(long)]
+    log_format: Option<String>,
 }
 
 #[derive(Debug, Args)]
 struct DevArgs {
+    /// Where the nodes keep their data, configs and logs.
+    #[arg(long, value_name = "DIR", default_value = ".dev-data")]
+    data_dir: PathBuf,
+    /// The gateway's HTTP address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    http_listen: SocketAddr,
+    /// gRPC port of node 1 (nodes 2 and 3 use the next two).
+    #[arg(long, value_name = "PORT", default_value_t = 7101)]
+    grpc_port_base: u16,
+}
+
+#[derive(Debug, Args)]
+struct PreviewArgs {
     /// Keep the shards' snapshots in DIR (created if missing) and restore
     /// them on the next start.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Run as if the clock read TIME (RFC 3339, e.g. 2026-11-22T10:00:00Z),
     /// for reproducible output.
-    #[arg(long, value_name = "TIME", value_parser = dev::parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = preview::parse_time)]
     now: Option<Millis>,
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Cmd::Run(args) => run(args),
         Cmd::Dev(args) => {
-            let opts = DevOptions { data_dir: args.data_dir, now_ms: args.now };
-            dev::run(&opts, &mut UntilClosed { out: io::stdout().lock(), closed: false })
+            init_logs(LogFormat::Text, "warn");
+            let opts = DevOptions {
+                data_dir: args.data_dir,
+                http_listen: args.http_listen,
+                grpc_port_base: args.grpc_port_base,
+                ..DevOptions::default()
+            };
+            let exe = std::env::current_exe().context("locating the ticketd binary")?;
+            runtime()?.block_on(node::dev::run(opts, &exe))
+        }
+        Cmd::Preview(args) => {
+            let opts = PreviewOptions { data_dir: args.data_dir, now_ms: args.now };
+            preview::run(&opts, &mut UntilClosed { out: io::stdout().lock(), closed: false })
         }
     }
 }
 
-/// Standard output that goes quiet once its reader has gone (`ticketd dev |
-/// head`), so the run still finishes and keeps its data.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let mut overrides = Vec::new();
+    let mut set = |key: &str, value: Option<String>| {
+        if let Some(v) = value {
+            overrides.push((key.to_string(), v));
+        }
+    };
+    set("node.id", args.node_id.map(|v| v.to_string()));
+    set("node.data_dir", args.data_dir.map(|v| v.display().to_string()));
+    set("storage.grpc_listen", args.grpc_listen.map(|v| v.to_string()));
+    set("gateway.http_listen", args.http_listen.map(|v| v.to_string()));
+    set("log.format", args.log_format);
+    let config = match Config::load(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ticketd: {e}");
+            std::process::exit(2);
+        }
+    };
+    init_logs(config.log.format, &config.log.level);
+    runtime()?.block_on(async move {
+        node::run::run(config, async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        })
+        .await
+    })
+}
+
+fn init_logs(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Standard output that goes quiet once its reader has gone (`ticketd
+/// preview | head`), so the run still finishes and keeps its data.
 struct UntilClosed<W> {
     out: W,
     closed: bool,

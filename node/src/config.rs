@@ -1,0 +1,404 @@
+//! `ticketd run` configuration: a TOML file, then `TICKETD_`-prefixed
+//! environment variables (`TICKETD_GATEWAY__HTTP_LISTEN` sets
+//! `gateway.http_listen`), then command-line flags. Unknown keys and bad
+//! values stop start-up with a message that names the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node.
+    pub node: NodeSection,
+    /// The cluster it belongs to.
+    pub cluster: ClusterSection,
+    /// The storage role: hosts replicas of region groups. Absent: no storage role.
+    #[serde(default)]
+    pub storage: Option<StorageSection>,
+    /// The gateway role: serves the HTTP API. Absent: no gateway role.
+    #[serde(default)]
+    pub gateway: Option<GatewaySection>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[node]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Node id, unique in the cluster and never reused.
+    pub id: u64,
+    /// Where the node keeps its data.
+    pub data_dir: PathBuf,
+}
+
+/// `[cluster]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Secret every node and gateway of the cluster presents on gRPC calls.
+    pub secret: String,
+    /// Storage nodes: id → gRPC address.
+    pub peers: BTreeMap<String, String>,
+    /// Region groups: region name → group id.
+    pub regions: BTreeMap<String, u64>,
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// gRPC address this node listens on (Raft traffic and the Shard service).
+    pub grpc_listen: SocketAddr,
+    /// Regions whose groups this node hosts (default: every region).
+    #[serde(default)]
+    pub regions: Option<Vec<String>>,
+    /// Initialize every region group with all peers as voters when it has
+    /// never been initialized. Set on exactly one node of a new cluster.
+    #[serde(default)]
+    pub bootstrap: bool,
+    /// Load the demo catalog (dev clusters). Needs `bootstrap`.
+    #[serde(default)]
+    pub demo_data: bool,
+    /// Spread group leaders over the peers once the cluster is up (needs `bootstrap`).
+    #[serde(default)]
+    pub spread_leaders: bool,
+    /// Raft heartbeat.
+    #[serde(default = "defaults::heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// Election timeout, lower end (the upper end is twice this).
+    #[serde(default = "defaults::election_timeout_ms")]
+    pub election_timeout_ms: u64,
+    /// How often the leader proposes an expiry sweep.
+    #[serde(default = "defaults::sweep_interval_ms")]
+    pub sweep_interval_ms: u64,
+    /// Log entries between snapshots.
+    #[serde(default = "defaults::snapshot_logs_since_last")]
+    pub snapshot_logs_since_last: u64,
+}
+
+/// `[gateway]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// HTTP address of the API.
+    pub http_listen: SocketAddr,
+    /// HS256 key of user tokens (at least 32 bytes).
+    pub jwt_secret: String,
+    /// Ed25519 seed of ticket QR signatures, 64 hex digits.
+    pub ticket_key_seed: String,
+    /// Dev mode: serves `POST /v1/dev/token`.
+    #[serde(default)]
+    pub dev_mode: bool,
+    /// Largest request body.
+    #[serde(default = "defaults::body_bytes_max")]
+    pub body_bytes_max: usize,
+    /// Requests per second per user (token bucket refill).
+    #[serde(default = "defaults::user_requests_per_sec")]
+    pub user_requests_per_sec: u32,
+    /// Token bucket size per user.
+    #[serde(default = "defaults::user_burst_max")]
+    pub user_burst_max: u32,
+    /// How long a call to the cluster may keep retrying before 503.
+    #[serde(default = "defaults::cluster_budget_ms")]
+    pub cluster_budget_ms: u64,
+    /// How long the sandbox payment provider takes to time out (`tok_timeout`).
+    #[serde(default = "defaults::payment_timeout_ms")]
+    pub payment_timeout_ms: u64,
+    /// Webhook URLs that receive domain events.
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+    /// HMAC key of webhook signatures.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+}
+
+/// `[log]`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` or `json`.
+    #[serde(default = "defaults::log_format")]
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `ticketd=debug,raft=info`).
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { format: LogFormat::Text, level: defaults::log_level() }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+mod defaults {
+    use super::LogFormat;
+    pub(super) fn heartbeat_ms() -> u64 {
+        100
+    }
+    pub(super) fn election_timeout_ms() -> u64 {
+        500
+    }
+    pub(super) fn sweep_interval_ms() -> u64 {
+        1_000
+    }
+    pub(super) fn snapshot_logs_since_last() -> u64 {
+        5_000
+    }
+    pub(super) fn body_bytes_max() -> usize {
+        64 * 1024
+    }
+    pub(super) fn user_requests_per_sec() -> u32 {
+        20
+    }
+    pub(super) fn user_burst_max() -> u32 {
+        40
+    }
+    pub(super) fn cluster_budget_ms() -> u64 {
+        5_000
+    }
+    pub(super) fn payment_timeout_ms() -> u64 {
+        2_000
+    }
+    pub(super) fn log_format() -> LogFormat {
+        LogFormat::Text
+    }
+    pub(super) fn log_level() -> String {
+        "info".into()
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn bad(key: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("`{key}`: {why}"))
+}
+
+impl Config {
+    /// Reads `file` (if given), then the environment, then `overrides`
+    /// (flag values as `("gateway.http_listen", "127.0.0.1:8081")`), and
+    /// checks the result.
+    pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("TICKETD_").split("__"));
+        for (key, value) in overrides {
+            // Parsed like environment values: `8080` is a number, `true` a bool.
+            let value: figment::value::Value = value.parse().unwrap_or_else(|_| value.as_str().into());
+            figment = figment.merge(Serialized::global(key, value));
+        }
+        let config: Config = figment.extract().map_err(|e| {
+            let errors: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            ConfigError(errors.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a whole configuration from TOML text (tests, `ticketd dev`).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Toml::string(text)).extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The peers as id → address.
+    pub fn peers(&self) -> BTreeMap<u64, String> {
+        self.cluster.peers.iter().map(|(k, v)| (k.parse().expect("validated"), v.clone())).collect()
+    }
+
+    /// The regions this node's storage role hosts, with their group ids.
+    pub fn hosted_regions(&self) -> Vec<(String, u64)> {
+        let Some(storage) = &self.storage else { return Vec::new() };
+        self.cluster
+            .regions
+            .iter()
+            .filter(|(name, _)| storage.regions.as_ref().is_none_or(|r| r.contains(name)))
+            .map(|(n, g)| (n.clone(), *g))
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.node.id == 0 {
+            return Err(bad("node.id", "must be a positive integer"));
+        }
+        if self.node.data_dir.as_os_str().is_empty() {
+            return Err(bad("node.data_dir", "must not be empty"));
+        }
+        if self.cluster.secret.len() < 16 {
+            return Err(bad("cluster.secret", "must be at least 16 characters"));
+        }
+        if self.cluster.peers.is_empty() {
+            return Err(bad("cluster.peers", "must name at least one storage node"));
+        }
+        for (id, addr) in &self.cluster.peers {
+            let key = format!("cluster.peers.{id}");
+            match id.parse::<u64>() {
+                Ok(0) | Err(_) => return Err(bad(&key, "peer ids must be positive integers")),
+                Ok(_) => {}
+            }
+            if addr.parse::<SocketAddr>().is_err() && !addr.contains(':') {
+                return Err(bad(&key, format!("{addr:?} is not a host:port address")));
+            }
+        }
+        if self.cluster.regions.is_empty() {
+            return Err(bad("cluster.regions", "must name at least one region group"));
+        }
+        let mut groups = std::collections::BTreeSet::new();
+        for (name, group) in &self.cluster.regions {
+            let key = format!("cluster.regions.{name}");
+            if *group == 0 || !groups.insert(*group) {
+                return Err(bad(&key, "group ids must be positive and distinct"));
+            }
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+                return Err(bad(&key, "region names use a-z, 0-9 and -"));
+            }
+        }
+        if self.storage.is_none() && self.gateway.is_none() {
+            return Err(bad("storage", "a node needs the storage role, the gateway role, or both"));
+        }
+        if let Some(storage) = &self.storage {
+            if !self.cluster.peers.contains_key(&self.node.id.to_string()) {
+                return Err(bad("cluster.peers", format!("a storage node must list itself (id {})", self.node.id)));
+            }
+            if let Some(regions) = &storage.regions {
+                for r in regions {
+                    if !self.cluster.regions.contains_key(r) {
+                        return Err(bad("storage.regions", format!("unknown region {r:?}")));
+                    }
+                }
+            }
+            if storage.demo_data && !storage.bootstrap {
+                return Err(bad("storage.demo_data", "needs storage.bootstrap"));
+            }
+            if storage.heartbeat_ms == 0 || storage.election_timeout_ms <= storage.heartbeat_ms * 2 {
+                return Err(bad("storage.election_timeout_ms", "must exceed twice storage.heartbeat_ms"));
+            }
+        }
+        if let Some(gateway) = &self.gateway {
+            if gateway.jwt_secret.len() < 32 {
+                return Err(bad("gateway.jwt_secret", "must be at least 32 characters"));
+            }
+            if decode_seed(&gateway.ticket_key_seed).is_none() {
+                return Err(bad("gateway.ticket_key_seed", "must be 64 hex digits"));
+            }
+            if gateway.body_bytes_max < 1024 || gateway.body_bytes_max > 16 * 1024 * 1024 {
+                return Err(bad("gateway.body_bytes_max", "must be between 1 KiB and 16 MiB"));
+            }
+            if gateway.user_requests_per_sec == 0 || gateway.user_burst_max == 0 {
+                return Err(bad("gateway.user_requests_per_sec", "rate limits must be positive"));
+            }
+            if !gateway.webhooks.is_empty() && gateway.webhook_secret.as_deref().is_none_or(str::is_empty) {
+                return Err(bad("gateway.webhook_secret", "webhooks need a signing secret"));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(bad("log.level", format!("{:?} is not a log filter", self.log.level)));
+        }
+        Ok(())
+    }
+}
+
+/// The 32-byte seed in 64 hex digits.
+pub fn decode_seed(text: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(text.trim()).ok()?;
+    bytes.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+id = 1
+data_dir = "/tmp/n1"
+
+[cluster]
+secret = "0123456789abcdef-secret"
+peers = { 1 = "127.0.0.1:7001", 2 = "127.0.0.1:7002" }
+regions = { ap-south = 1, eu-west = 2 }
+
+[storage]
+grpc_listen = "127.0.0.1:7001"
+bootstrap = true
+
+[gateway]
+http_listen = "127.0.0.1:8080"
+jwt_secret = "0123456789abcdef0123456789abcdef"
+ticket_key_seed = "0000000000000000000000000000000000000000000000000000000000000001"
+"#;
+
+    #[test]
+    fn a_good_file_parses_with_defaults() {
+        let c = Config::from_toml(GOOD).unwrap();
+        assert_eq!(c.node.id, 1);
+        assert_eq!(c.peers()[&2], "127.0.0.1:7002");
+        assert_eq!(c.hosted_regions(), vec![("ap-south".to_string(), 1), ("eu-west".to_string(), 2)]);
+        let s = c.storage.unwrap();
+        assert_eq!((s.heartbeat_ms, s.election_timeout_ms), (100, 500));
+        assert_eq!(c.gateway.unwrap().body_bytes_max, 64 * 1024);
+        assert_eq!(c.log.format, LogFormat::Text);
+    }
+
+    fn error_of(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(error_of(&GOOD.replace("id = 1\n", "id = 0\n")).contains("node.id"));
+        assert!(error_of(&GOOD.replace("id = 1\n", "id = \"x\"\n")).contains("id"));
+        assert!(error_of(&GOOD.replace("jwt_secret = \"0123456789abcdef0123456789abcdef\"", "jwt_secret = \"short\""))
+            .contains("gateway.jwt_secret"));
+        assert!(error_of(&GOOD.replace("ticket_key_seed = \"00", "ticket_key_seed = \"zz")).contains("ticket_key_seed"));
+        assert!(error_of(&GOOD.replace("bootstrap = true", "bootstrap = true\nwhat = 1")).contains("what"));
+        assert!(error_of(&GOOD.replace("ap-south = 1, eu-west = 2", "ap-south = 1, eu-west = 1"))
+            .contains("cluster.regions.eu-west"));
+        assert!(error_of(&GOOD.replace("1 = \"127.0.0.1:7001\", ", "")).contains("cluster.peers"));
+        assert!(error_of(&GOOD.replace("grpc_listen = \"127.0.0.1:7001\"", "grpc_listen = \"nowhere\""))
+            .contains("grpc_listen"));
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_it() {
+        let e = Config::load(Some(Path::new("/nonexistent/ticketd.toml")), &[]).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ticketd.toml"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        let overrides = vec![("gateway.http_listen".to_string(), "127.0.0.1:9999".to_string())];
+        let c = Config::load(Some(&path), &overrides).unwrap();
+        assert_eq!(c.gateway.unwrap().http_listen, "127.0.0.1:9999".parse().unwrap());
+    }
+}

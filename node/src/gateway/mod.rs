@@ -1,0 +1,278 @@
+//! The gateway role: the HTTP API of `../shared/api-contract.md`, routed to
+//! the leaders of the region groups over gRPC.
+//!
+//! # Layout
+//! - `http`: the error shape, JSON bodies, the caller, idempotency keys.
+//! - `ids`: external ids, which name their region group.
+//! - `views`: the contract's JSON for the state machine's views.
+//! - `routes`: the handlers.
+//! - `saga`: paying for a hold (charge, confirm, refund) and the loop that
+//!   reconciles charges whose outcome was unknown.
+//! - `catalog`: a cache of every event for browsing and search, refreshed
+//!   from the groups every second.
+//! - `auth`, `tickets`, `payments`, `search`: JWTs, signed QR tickets, the
+//!   payment provider interface and its sandbox, the search index.
+
+pub mod auth;
+mod catalog;
+mod http;
+mod ids;
+pub mod payments;
+mod routes;
+mod saga;
+pub mod search;
+pub mod tickets;
+mod views;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use raft::{ClusterClient, Consistency, Query};
+use statemachine::{Applied, Command, Millis, Op};
+
+pub use http::ApiError;
+
+use crate::gateway::auth::Auth;
+use crate::gateway::payments::PaymentProvider;
+use crate::gateway::search::SearchIndex;
+use crate::gateway::tickets::TicketSigner;
+
+/// What a gateway needs to run.
+pub struct GatewaySettings {
+    /// The cluster.
+    pub cluster: ClusterClient,
+    /// Region name → group id.
+    pub regions: BTreeMap<String, u64>,
+    /// User-token key.
+    pub auth: Auth,
+    /// Ticket signing key.
+    pub signer: TicketSigner,
+    /// Payment provider.
+    pub payments: Arc<dyn PaymentProvider>,
+    /// Serve the dev-token route.
+    pub dev_mode: bool,
+    /// Largest request body.
+    pub body_bytes_max: usize,
+    /// Per-user requests per second.
+    pub user_requests_per_sec: u32,
+    /// Per-user burst.
+    pub user_burst_max: u32,
+    /// Where `/metrics` comes from.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// A running gateway's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cluster: ClusterClient,
+    regions: BTreeMap<String, u64>,
+    auth: Auth,
+    signer: TicketSigner,
+    payments: Arc<dyn PaymentProvider>,
+    dev_mode: bool,
+    body_bytes_max: usize,
+    limiter: DefaultKeyedRateLimiter<String>,
+    catalog: catalog::Catalog,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+fn wall_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Gateway {
+    /// A gateway over `settings.cluster`.
+    pub fn new(settings: GatewaySettings) -> Result<Gateway, ApiError> {
+        let per_sec = NonZeroU32::new(settings.user_requests_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.user_burst_max).unwrap_or(NonZeroU32::MIN);
+        let search = SearchIndex::new().map_err(|e| ApiError::internal(format!("search index: {e}")))?;
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                cluster: settings.cluster,
+                regions: settings.regions,
+                auth: settings.auth,
+                signer: settings.signer,
+                payments: settings.payments,
+                dev_mode: settings.dev_mode,
+                body_bytes_max: settings.body_bytes_max,
+                limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
+                catalog: catalog::Catalog::new(search),
+                metrics: settings.metrics,
+            }),
+        })
+    }
+
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    pub(crate) fn signer(&self) -> &TicketSigner {
+        &self.inner.signer
+    }
+
+    pub(crate) fn payments(&self) -> &dyn PaymentProvider {
+        &*self.inner.payments
+    }
+
+    pub(crate) fn catalog(&self) -> &catalog::Catalog {
+        &self.inner.catalog
+    }
+
+    pub(crate) fn cluster(&self) -> &ClusterClient {
+        &self.inner.cluster
+    }
+
+    pub(crate) fn now_secs(&self) -> u64 {
+        wall_ms() / 1000
+    }
+
+    pub(crate) fn now_ms(&self) -> Millis {
+        wall_ms()
+    }
+
+    /// Region groups, in group order.
+    pub(crate) fn groups(&self) -> Vec<u64> {
+        let mut g: Vec<u64> = self.inner.regions.values().copied().collect();
+        g.sort_unstable();
+        g
+    }
+
+    pub(crate) fn regions(&self) -> &BTreeMap<String, u64> {
+        &self.inner.regions
+    }
+
+    pub(crate) fn group_of_region(&self, region: &str) -> Result<u64, ApiError> {
+        self.inner.regions.get(region).copied().ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_region", format!("unknown region {region:?}"))
+                .details(serde_json::json!({"regions": self.inner.regions.keys().collect::<Vec<_>>()}))
+        })
+    }
+
+    /// Checks an id's group exists; an id naming another group is a 404.
+    pub(crate) fn known_group(&self, group: u64, not_found: ApiError) -> Result<u64, ApiError> {
+        if self.inner.regions.values().any(|g| *g == group) {
+            Ok(group)
+        } else {
+            Err(not_found)
+        }
+    }
+
+    pub(crate) fn check_rate(&self, user: &str) -> Result<(), ApiError> {
+        match self.inner.limiter.check_key(&user.to_string()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait =
+                    not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                metrics::counter!("gateway_rate_limited_total").increment(1);
+                Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests")
+                    .retry_after(wait.as_secs() + 1))
+            }
+        }
+    }
+
+    /// Proposes `op` for `client` under `request` and returns what applying
+    /// it gave. A transport failure is a 503.
+    pub(crate) async fn propose(&self, group: u64, client: &str, request: &str, op: Op) -> Result<Applied, ApiError> {
+        let cmd = Command::new(client, request, op);
+        let started = std::time::Instant::now();
+        let result = self.inner.cluster.propose(group, &cmd).await;
+        metrics::histogram!("gateway_proposal_seconds", "group" => group.to_string())
+            .record(started.elapsed().as_secs_f64());
+        let (applied, _index) = result?;
+        Ok(applied)
+    }
+
+    /// A linearizable read.
+    pub(crate) async fn read(&self, group: u64, query: Query) -> Result<raft::Answer, ApiError> {
+        Ok(self.inner.cluster.read(group, &query, Consistency::Linearizable).await?.answer)
+    }
+
+    /// A linearizable read with the index it was made at.
+    pub(crate) async fn read_indexed(&self, group: u64, query: Query) -> Result<raft::ReadReply, ApiError> {
+        Ok(self.inner.cluster.read(group, &query, Consistency::Linearizable).await?)
+    }
+
+    /// The HTTP application.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.clone(), self.inner.body_bytes_max)
+    }
+
+    /// Starts the background loops: catalog refresh, payment
+    /// reconciliation, limiter pruning. They stop when `stop` resolves.
+    pub fn spawn_background(&self, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        let gw = self.clone();
+        let mut s = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(1_000));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => gw.refresh_catalog().await,
+                    _ = s.changed() => return,
+                }
+            }
+        }));
+        let gw = self.clone();
+        let mut s = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(2_000));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => saga::reconcile_once(&gw).await,
+                    _ = s.changed() => return,
+                }
+            }
+        }));
+        let gw = self.clone();
+        let mut s = stop;
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        gw.inner.limiter.retain_recent();
+                        gw.inner.limiter.shrink_to_fit();
+                    }
+                    _ = s.changed() => return,
+                }
+            }
+        }));
+        tasks
+    }
+
+    /// Reloads every group's events into the browse cache and search index.
+    pub async fn refresh_catalog(&self) {
+        for group in self.groups() {
+            if let Err(e) = catalog::refresh_group(self, group).await {
+                tracing::debug!("catalog refresh of group {group}: {e:?}");
+            }
+        }
+    }
+
+    pub(crate) fn dev_mode(&self) -> bool {
+        self.inner.dev_mode
+    }
+
+    pub(crate) fn metrics_text(&self) -> Option<String> {
+        self.inner.metrics.as_ref().map(|h| h.render())
+    }
+}
+
+/// Serves the gateway on `addr` until `stop` resolves, then drains.
+pub async fn serve(
+    gateway: Gateway,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = gateway.router().into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(stop).await
+}

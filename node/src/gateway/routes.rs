@@ -1,0 +1,794 @@
+//! The handlers of the contract's routes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query as UrlQuery, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use raft::{Answer, Query};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use statemachine::{
+    BookingId, EventId, EventKind, EventSpec, HoldId, HoldStatus, Op, Outcome, RefundTier, RowSpec, SectionSpec,
+    Selection, TicketId, TicketStatus, VenueId, VenueSpec, WaitingRoomSpec, WaitlistId,
+};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use super::http::{rejection, ApiError, ApiJson, Caller, IdemKey};
+use super::ids::{BOOKING, EVENT, HOLD, TICKET, VENUE, WAITLIST};
+use super::search::SearchQuery;
+use super::tickets::QrClaims;
+use super::{saga, views, Gateway};
+use crate::text::parse_rfc3339;
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Longest user id a token may name or a transfer may target.
+pub(crate) const USER_ID_BYTES_MAX: usize = 128;
+/// Events one page of `GET /v1/events` holds at most.
+const EVENTS_LIMIT_MAX: usize = 100;
+/// How long a user token from the dev route lives.
+const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
+
+pub(super) fn router(gw: Gateway, body_bytes_max: usize) -> Router {
+    let x_request_id = header::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/dev/token", post(dev_token))
+        .route("/v1/admin/venues", post(create_venue))
+        .route("/v1/admin/events", post(create_event))
+        .route("/v1/admin/cluster", get(cluster))
+        .route("/v1/events", get(list_events))
+        .route("/v1/events/{event_id}", get(event_details))
+        .route("/v1/events/{event_id}/seats", get(seat_map))
+        .route("/v1/events/{event_id}/holds", post(create_hold))
+        .route("/v1/events/{event_id}/waitlist", post(join_waitlist))
+        .route("/v1/me/holds", get(my_holds))
+        .route("/v1/holds/{hold_id}", get(get_hold).delete(release_hold))
+        .route("/v1/bookings", post(create_booking))
+        .route("/v1/me/bookings", get(my_bookings))
+        .route("/v1/bookings/{booking_id}", get(get_booking))
+        .route("/v1/bookings/{booking_id}/cancel", post(cancel_booking))
+        .route("/v1/tickets/public-key", get(public_key))
+        .route("/v1/tickets/{ticket_id}", get(get_ticket))
+        .route("/v1/tickets/{ticket_id}/qr.svg", get(ticket_qr))
+        .route("/v1/tickets/{ticket_id}/transfer", post(transfer_ticket))
+        .route("/v1/checkin", post(checkin))
+        .route("/v1/waitlist/{waitlist_id}", delete(leave_waitlist))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_bytes_max))
+        .layer(middleware::from_fn(observe))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(gw)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such route")
+}
+
+/// Latency and count of every request by route and status.
+async fn observe(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    response
+}
+
+fn created(body: Value) -> ApiResult {
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn ok(body: Value) -> ApiResult {
+    Ok(Json(body).into_response())
+}
+
+fn wrong_answer() -> ApiError {
+    ApiError::internal("the shard answered a different query")
+}
+
+// ---- operations ----
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(gw): State<Gateway>) -> Response {
+    let mut groups = serde_json::Map::new();
+    let mut ready = true;
+    for (region, &group) in gw.regions() {
+        let answer = tokio::time::timeout(Duration::from_secs(2), gw.read(group, Query::Fingerprint)).await;
+        let fine = matches!(answer, Ok(Ok(Answer::Fingerprint { .. })));
+        ready &= fine;
+        groups.insert(region.clone(), json!(if fine { "ok" } else { "unavailable" }));
+    }
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = (status, Json(json!({"ready": ready, "regions": groups}))).into_response();
+    if !ready {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+    }
+    response
+}
+
+async fn metrics_text(State(gw): State<Gateway>) -> Response {
+    match gw.metrics_text() {
+        Some(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        None => ApiError::not_found("not_found", "metrics are not enabled").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevTokenReq {
+    user_id: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+fn check_user_id(field: &str, user: &str) -> Result<(), ApiError> {
+    if user.is_empty() || user.len() > USER_ID_BYTES_MAX || user.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{field} must be 1 to {USER_ID_BYTES_MAX} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+async fn dev_token(State(gw): State<Gateway>, ApiJson(req): ApiJson<DevTokenReq>) -> ApiResult {
+    if !gw.dev_mode() {
+        return Err(not_found().await);
+    }
+    check_user_id("user_id", &req.user_id)?;
+    for role in &req.roles {
+        if !["admin", "scanner"].contains(&role.as_str()) {
+            return Err(ApiError::bad_request(format!("unknown role {role:?}; roles are admin and scanner")));
+        }
+    }
+    let token = gw.auth().issue(&req.user_id, &req.roles, gw.now_secs(), DEV_TOKEN_TTL_SECS);
+    ok(json!({"token": token, "expires_in_secs": DEV_TOKEN_TTL_SECS}))
+}
+
+async fn cluster(State(gw): State<Gateway>, caller: Caller) -> ApiResult {
+    caller.require("admin")?;
+    let mut nodes = Vec::new();
+    let mut best: BTreeMap<u64, raft::GroupStatus> = BTreeMap::new();
+    for addr in gw.cluster().seeds() {
+        match gw.cluster().node_status(addr).await {
+            Ok(status) => {
+                let groups: Vec<Value> = status
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        json!({"group_id": g.group, "leader": g.leader, "term": g.term,
+                                    "commit_index": g.commit_index, "applied_index": g.applied_index})
+                    })
+                    .collect();
+                nodes.push(json!({"node_id": status.node, "addr": addr, "reachable": true, "groups": groups}));
+                for g in status.groups {
+                    // The leader's own view is the freshest; otherwise the
+                    // view with the highest term and commit.
+                    let better = match best.get(&g.group) {
+                        None => true,
+                        Some(b) => {
+                            let leads = |s: &raft::GroupStatus| s.leader == Some(s.node);
+                            (leads(&g), g.term, g.commit_index) > (leads(b), b.term, b.commit_index)
+                        }
+                    };
+                    if better {
+                        best.insert(g.group, g);
+                    }
+                }
+            }
+            Err(e) => nodes.push(json!({"addr": addr, "reachable": false, "error": e.to_string()})),
+        }
+    }
+    let groups: Vec<Value> = gw
+        .regions()
+        .iter()
+        .map(|(region, group)| match best.get(group) {
+            Some(s) => json!({"region": region, "group_id": group, "leader": s.leader, "term": s.term,
+                              "members": s.voters, "learners": s.learners, "commit_index": s.commit_index,
+                              "applied_index": s.applied_index, "last_log_index": s.last_log_index,
+                              "snapshot_index": s.snapshot_index}),
+            None => json!({"region": region, "group_id": group, "leader": null, "term": null, "members": [],
+                           "commit_index": null, "applied_index": null}),
+        })
+        .collect();
+    ok(json!({"nodes": nodes, "groups": groups}))
+}
+
+// ---- catalog ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VenueReq {
+    name: String,
+    city: String,
+    region: String,
+    sections: Vec<SectionReq>,
+    #[serde(default)]
+    blocked_seats: Vec<String>,
+    #[serde(default)]
+    accessible_seats: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SectionReq {
+    name: String,
+    category: String,
+    rows: Vec<RowReq>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowReq {
+    label: String,
+    seats: u32,
+}
+
+async fn create_venue(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    key: IdemKey,
+    ApiJson(req): ApiJson<VenueReq>,
+) -> ApiResult {
+    caller.require("admin")?;
+    let group = gw.group_of_region(&req.region)?;
+    let spec = VenueSpec {
+        name: req.name,
+        city: req.city,
+        region: req.region,
+        sections: req
+            .sections
+            .into_iter()
+            .map(|s| SectionSpec {
+                name: s.name,
+                category: s.category,
+                rows: s.rows.into_iter().map(|r| RowSpec { label: r.label, seats: r.seats }).collect(),
+            })
+            .collect(),
+        blocked_seats: req.blocked_seats,
+        accessible_seats: req.accessible_seats,
+    };
+    match gw.propose(group, &caller.user, &key.0, Op::CreateVenue(spec)).await?.result {
+        Ok(Outcome::VenueCreated { venue, capacity }) => {
+            created(json!({"venue_id": VENUE.format(group, venue.0), "capacity": capacity}))
+        }
+        Ok(_) => Err(wrong_answer()),
+        Err(r) => Err(rejection(r, group)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventReq {
+    venue_id: String,
+    title: String,
+    kind: String,
+    starts_at: String,
+    genre: String,
+    language: String,
+    currency: String,
+    prices: BTreeMap<String, u64>,
+    sale_opens_at: String,
+    #[serde(default)]
+    sale_closes_at: Option<String>,
+    #[serde(default)]
+    max_seats_per_hold: Option<u32>,
+    #[serde(default)]
+    hold_ttl_secs: Option<u32>,
+    #[serde(default)]
+    refund_policy: Option<Vec<TierReq>>,
+    #[serde(default)]
+    waiting_room: Option<WaitingRoomReq>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierReq {
+    min_hours_before: u32,
+    percent: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitingRoomReq {
+    enabled: bool,
+    #[serde(default = "default_admit_per_minute")]
+    admit_per_minute: u32,
+    #[serde(default = "default_active_max")]
+    active_max: u32,
+    #[serde(default)]
+    activate_above_per_sec: Option<u32>,
+}
+
+fn default_admit_per_minute() -> u32 {
+    1_000
+}
+
+fn default_active_max() -> u32 {
+    1_000
+}
+
+fn time_field(field: &str, text: &str) -> Result<u64, ApiError> {
+    parse_rfc3339(text).map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
+}
+
+fn event_kind(kind: &str) -> Result<EventKind, ApiError> {
+    match kind {
+        "movie" => Ok(EventKind::Movie),
+        "concert" => Ok(EventKind::Concert),
+        "sports" => Ok(EventKind::Sports),
+        "theater" => Ok(EventKind::Theater),
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+            format!("kind {other:?} is not one of movie, concert, sports, theater"),
+        )),
+    }
+}
+
+async fn create_event(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    key: IdemKey,
+    ApiJson(req): ApiJson<EventReq>,
+) -> ApiResult {
+    caller.require("admin")?;
+    let (group, venue) = VENUE
+        .parse(&req.venue_id)
+        .ok_or_else(|| ApiError::not_found("venue_not_found", format!("no venue {:?}", req.venue_id)))?;
+    let group = gw.known_group(group, ApiError::not_found("venue_not_found", "no such venue"))?;
+    let spec = EventSpec {
+        venue: VenueId(venue),
+        title: req.title,
+        kind: event_kind(&req.kind)?,
+        starts_at_ms: time_field("starts_at", &req.starts_at)?,
+        genre: req.genre,
+        language: req.language,
+        currency: req.currency,
+        prices: req.prices.into_iter().collect(),
+        sale_opens_at_ms: time_field("sale_opens_at", &req.sale_opens_at)?,
+        sale_closes_at_ms: req.sale_closes_at.as_deref().map(|t| time_field("sale_closes_at", t)).transpose()?,
+        max_seats_per_hold: req.max_seats_per_hold,
+        hold_ttl_secs: req.hold_ttl_secs,
+        refund_policy: req.refund_policy.map(|tiers| {
+            tiers.into_iter().map(|t| RefundTier { min_hours_before: t.min_hours_before, percent: t.percent }).collect()
+        }),
+        waiting_room: req.waiting_room.map(|w| WaitingRoomSpec {
+            enabled: w.enabled,
+            admit_per_minute: w.admit_per_minute,
+            active_max: w.active_max,
+            activate_above_per_sec: w.activate_above_per_sec,
+        }),
+    };
+    match gw.propose(group, &caller.user, &key.0, Op::CreateEvent(spec)).await?.result {
+        Ok(Outcome::EventCreated { event }) => {
+            // Searchable at once through this gateway; the others pick it
+            // up on their next refresh (within a second).
+            if let Ok(Answer::Event(Some(view))) = gw.read(group, Query::Event(event)).await {
+                gw.catalog().put(group, vec![view]);
+            }
+            created(json!({"event_id": EVENT.format(group, event.0)}))
+        }
+        Ok(_) => Err(wrong_answer()),
+        Err(r) => Err(rejection(r, group)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    q: Option<String>,
+    city: Option<String>,
+    kind: Option<String>,
+    genre: Option<String>,
+    language: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+async fn list_events(
+    State(gw): State<Gateway>,
+    params: Result<UrlQuery<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let UrlQuery(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = p.limit.unwrap_or(20);
+    if limit == 0 || limit > EVENTS_LIMIT_MAX {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {EVENTS_LIMIT_MAX}")));
+    }
+    let offset = match p.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => c.parse::<usize>().map_err(|_| ApiError::bad_request("malformed cursor"))?,
+    };
+    if let Some(kind) = &p.kind {
+        event_kind(kind).map_err(|e| ApiError::bad_request(e.message))?;
+    }
+    let query = SearchQuery {
+        q: nonempty(p.q),
+        city: nonempty(p.city),
+        kind: nonempty(p.kind),
+        genre: nonempty(p.genre),
+        language: nonempty(p.language),
+        from_ms: p.from.as_deref().map(|t| time_field("from", t)).transpose()?,
+        to_ms: p.to.as_deref().map(|t| time_field("to", t)).transpose()?,
+        limit,
+        offset,
+    };
+    let page = gw.catalog().search().search(&query).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let events: Vec<Value> = page
+        .event_ids
+        .iter()
+        .filter_map(|id| gw.catalog().get(id))
+        .map(|(group, e)| views::event_summary(group, &e))
+        .collect();
+    let next = offset + page.event_ids.len();
+    let next_cursor = (next < page.total).then(|| next.to_string());
+    ok(json!({"events": events, "next_cursor": next_cursor, "total": page.total}))
+}
+
+fn event_id(gw: &Gateway, id: &str) -> Result<(u64, EventId), ApiError> {
+    let (group, n) = EVENT.parse_or_404(id)?;
+    let group = gw.known_group(group, ApiError::not_found("event_not_found", "no such event"))?;
+    Ok((group, EventId(n)))
+}
+
+async fn event_details(State(gw): State<Gateway>, Path(id): Path<String>) -> ApiResult {
+    let (group, event) = event_id(&gw, &id)?;
+    match gw.read(group, Query::Event(event)).await? {
+        Answer::Event(Some(view)) => ok(views::event_details(group, &view)),
+        Answer::Event(None) => Err(ApiError::not_found("event_not_found", "no such event")),
+        _ => Err(wrong_answer()),
+    }
+}
+
+async fn seat_map(State(gw): State<Gateway>, Path(id): Path<String>) -> ApiResult {
+    let (group, event) = event_id(&gw, &id)?;
+    match gw.read_indexed(group, Query::SeatMap(event)).await?.answer {
+        Answer::SeatMap(Some(map)) => ok(views::seat_map(group, &map)),
+        Answer::SeatMap(None) => Err(ApiError::not_found("event_not_found", "no such event")),
+        _ => Err(wrong_answer()),
+    }
+}
+
+// ---- holds ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldReq {
+    #[serde(default)]
+    seat_ids: Option<Vec<String>>,
+    #[serde(default)]
+    best_available: Option<BestReq>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BestReq {
+    count: u32,
+    category: String,
+    #[serde(default)]
+    together: bool,
+    #[serde(default)]
+    accessible: bool,
+}
+
+async fn create_hold(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    key: IdemKey,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<HoldReq>,
+) -> ApiResult {
+    let (group, event) = event_id(&gw, &id)?;
+    let selection = match (req.seat_ids, req.best_available) {
+        (Some(seats), None) => {
+            if seats.is_empty() {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "no seats requested"));
+            }
+            Selection::Seats(seats)
+        }
+        (None, Some(b)) => {
+            if b.count == 0 {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "count must be at least 1"));
+            }
+            Selection::Best { count: b.count, category: b.category, together: b.together, accessible: b.accessible }
+        }
+        _ => return Err(ApiError::bad_request("give exactly one of seat_ids and best_available")),
+    };
+    let op = Op::Hold { event, user: caller.user.clone(), selection };
+    match gw.propose(group, &caller.user, &key.0, op).await?.result {
+        Ok(Outcome::Held(receipt)) => created(views::hold_receipt(group, &receipt)),
+        Ok(_) => Err(wrong_answer()),
+        Err(r) => Err(rejection(r, group)),
+    }
+}
+
+async fn my_holds(State(gw): State<Gateway>, caller: Caller) -> ApiResult {
+    let mut holds = Vec::new();
+    for group in gw.groups() {
+        match gw.read(group, Query::UserHolds(caller.user.clone())).await? {
+            Answer::Holds(list) => {
+                holds.extend(list.iter().filter(|h| h.status == HoldStatus::Active).map(|h| views::hold(group, h)))
+            }
+            _ => return Err(wrong_answer()),
+        }
+    }
+    ok(json!({"holds": holds}))
+}
+
+fn hold_id(gw: &Gateway, id: &str) -> Result<(u64, HoldId), ApiError> {
+    let (group, n) = HOLD.parse_or_404(id)?;
+    let group = gw.known_group(group, ApiError::not_found("hold_not_found", "no such hold"))?;
+    Ok((group, HoldId(n)))
+}
+
+async fn get_hold(State(gw): State<Gateway>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+    let (group, hold) = hold_id(&gw, &id)?;
+    match gw.read(group, Query::Hold(hold)).await? {
+        Answer::Hold(Some(h)) if h.user == caller.user || caller.claims.has_role("admin") => ok(views::hold(group, &h)),
+        Answer::Hold(Some(_)) => Err(ApiError::forbidden("not your hold")),
+        Answer::Hold(None) => Err(ApiError::not_found("hold_not_found", "no such hold")),
+        _ => Err(wrong_answer()),
+    }
+}
+
+async fn release_hold(State(gw): State<Gateway>, caller: Caller, key: IdemKey, Path(id): Path<String>) -> ApiResult {
+    let (group, hold) = hold_id(&gw, &id)?;
+    let op = Op::ReleaseHold { hold, user: caller.user.clone() };
+    match gw.propose(group, &caller.user, &key.0, op).await?.result {
+        Ok(Outcome::Released { .. }) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(_) => Err(wrong_answer()),
+        Err(r) => Err(rejection(r, group)),
+    }
+}
+
+// ---- bookings ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BookingReq {
+    hold_id: String,
+    payment: PaymentReq,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentReq {
+    token: String,
+}
+
+async fn create_booking(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    key: IdemKey,
+    ApiJson(req): ApiJson<BookingReq>,
+) -> ApiResult {
+    let (group, hold) = hold_id(&gw, &req.hold_id)?;
+    if req.payment.token.is_empty() || req.payment.token.len() > 200 {
+        return Err(ApiError::bad_request("payment.token must be 1 to 200 bytes"));
+    }
+    let (status, body) = saga::pay(&gw, &caller.user, &key.0, group, hold, &req.payment.token).await?;
+    Ok((status, Json(body)).into_response())
+}
+
+fn booking_id(gw: &Gateway, id: &str) -> Result<(u64, BookingId), ApiError> {
+    let (group, n) = BOOKING.parse_or_404(id)?;
+    let group = gw.known_group(group, ApiError::not_found("booking_not_found", "no such booking"))?;
+    Ok((group, BookingId(n)))
+}
+
+async fn get_booking(State(gw): State<Gateway>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+    let (group, booking) = booking_id(&gw, &id)?;
+    match gw.read(group, Query::Booking(booking)).await? {
+        Answer::Booking(Some(b)) if b.user == caller.user || caller.claims.has_role("admin") => {
+            ok(views::booking(group, &b))
+        }
+        Answer::Booking(Some(_)) => Err(ApiError::forbidden("not your booking")),
+        Answer::Booking(None) => Err(ApiError::not_found("booking_not_found", "no such booking")),
+        _ => Err(wrong_answer()),
+    }
+}
+
+async fn my_bookings(State(gw): State<Gateway>, caller: Caller) -> ApiResult {
+    let mut bookings = Vec::new();
+    for group in gw.groups() {
+        match gw.read(group, Query::UserBookings(caller.user.clone())).await? {
+            Answer::Bookings(list) => bookings.extend(list.iter().map(|b| views::booking(group, b))),
+            _ => return Err(wrong_answer()),
+        }
+    }
+    ok(json!({"bookings": bookings}))
+}
+
+async fn cancel_booking(State(gw): State<Gateway>, caller: Caller, key: IdemKey, Path(id): Path<String>) -> ApiResult {
+    let (group, booking) = booking_id(&gw, &id)?;
+    let op = Op::CancelBooking { booking, user: caller.user.clone() };
+    match gw.propose(group, &caller.user, &key.0, op).await?.result {
+        Ok(Outcome::Cancelled { booking, refund_percent, refund_amount }) => {
+            // The refund itself is paid by the reconciliation loop, which
+            // finds the intent owing it.
+            ok(json!({"booking_id": BOOKING.format(group, booking.0), "status": "cancelled",
+                      "refund_percent": refund_percent, "refund_amount": refund_amount}))
+        }
+        Ok(_) => Err(wrong_answer()),
+        Err(r) => Err(rejection(r, group)),
+    }
+}
+
+// ---- tickets ----
+
+async fn public_key(State(gw): State<Gateway>) -> Json<Value> {
+    Json(json!({"algorithm": "Ed25519", "public_key": gw.signer().public_key_b64(), "encoding": "base64url"}))
+}
+
+fn ticket_id(gw: &Gateway, id: &str) -> Result<(u64, TicketId), ApiError> {
+    let (group, n) = TICKET.parse_or_404(id)?;
+    let group = gw.known_group(group, ApiError::not_found("ticket_not_found", "no such ticket"))?;
+    Ok((group, TicketId(n)))
+}
+
+/// The ticket and its signed payload, for its holder (or an admin).
+async fn ticket_for(
+    gw: &Gateway,
+    caller: &Caller,
+    id: &str,
+) -> Result<(u64, statemachine::TicketView, String), ApiError> {
+    let (group, ticket) = ticket_id(gw, id)?;
+    let view = match gw.read(group, Query::Ticket(ticket)).await? {
+        Answer::Ticket(Some(t)) => t,
+        Answer::Ticket(None) => return Err(ApiError::not_found("ticket_not_found", "no such ticket")),
+        _ => return Err(wrong_answer()),
+    };
+    if view.holder != caller.user && !caller.claims.has_role("admin") {
+        return Err(ApiError::forbidden("not your ticket"));
+    }
+    let payload = gw.signer().sign(&QrClaims {
+        ticket_id: TICKET.format(group, view.id.0),
+        event_id: EVENT.format(group, view.event.0),
+        seat_id: view.seat.clone(),
+        holder: view.holder.clone(),
+        version: view.version,
+    });
+    Ok((group, view, payload))
+}
+
+async fn get_ticket(State(gw): State<Gateway>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+    let (group, view, payload) = ticket_for(&gw, &caller, &id).await?;
+    ok(views::ticket(group, &view, &payload))
+}
+
+async fn ticket_qr(State(gw): State<Gateway>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+    let (_, _, payload) = ticket_for(&gw, &caller, &id).await?;
+    let svg = super::tickets::qr_svg(&payload).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferReq {
+    to_user: String,
+}
+
+async fn transfer_ticket(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    key: IdemKey,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<TransferReq>,
+) -> ApiResult {
+    check_user_id("to_user", &req.to_user)?;
+    let (group, ticket) = ticket_id(&gw, &id)?;
+    let op = Op::TransferTicket { ticket, user: caller.user.clone(), to_user: req.to_user.clone() };
+    match gw.propose(group, &caller.user, &key.0, op).await?.result {
+        Ok(Outcome::Transferred { ticket, version }) => {
+            let view = match gw.read(group, Query::Ticket(ticket)).await? {
+                Answer::Ticket(Some(t)) => t,
+                _ => return Err(wrong_answer()),
+            };
+            // Answer with the version this transfer made, even if the new
+            // holder has passed the ticket on since.
+            let claims = QrClaims {
+                ticket_id: TICKET.format(group, ticket.0),
+                event_id: EVENT.format(group, view.event.0),
+                seat_id: view.seat.clone(),
+                holder: req.to_user.clone(),
+                version,
+            };
+            let payload = gw.signer().sign(&claims);
+            ok(json!({"ticket_id": claims.ticket_id, "booking_id": BOOKING.format(group, view.booking.0),
+                      "event_id": claims.event_id, "seat_id": claims.seat_id, "holder": req.to_user,
+                      "version": version, "status": views::ticket_status(TicketStatus::Valid), "qr_payload": payload}))
+        }
+        Ok(_) => Err(wrong_answer()),
+        Err(r) => Err(rejection(r, group)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckinReq {
+    qr_payload: String,
+}
+
+async fn checkin(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    key: IdemKey,
+    ApiJson(req): ApiJson<CheckinReq>,
+) -> ApiResult {
+    caller.require("scanner")?;
+    let invalid = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_ticket", m.to_string());
+    let claims = gw.signer().verify(&req.qr_payload).map_err(|e| invalid(&e.to_string()))?;
+    let (group, n) = TICKET.parse(&claims.ticket_id).ok_or_else(|| invalid("the ticket id is malformed"))?;
+    let group = gw.known_group(group, invalid("the ticket belongs to no region here"))?;
+    let op = Op::CheckIn { ticket: TicketId(n), version: claims.version };
+    match gw.propose(group, &caller.user, &key.0, op).await?.result {
+        Ok(Outcome::CheckedIn { ticket, event, seat }) => ok(json!({
+            "ticket_id": TICKET.format(group, ticket.0), "seat_id": seat, "event_id": EVENT.format(group, event.0),
+            "holder": claims.holder,
+        })),
+        Ok(_) => Err(wrong_answer()),
+        // A cancelled ticket does not admit anyone: to the scanner it is
+        // just not a valid ticket.
+        Err(statemachine::Rejection::TicketCancelled) => Err(invalid("the ticket was cancelled")),
+        Err(statemachine::Rejection::TicketNotFound) => Err(invalid("no such ticket")),
+        Err(r) => Err(rejection(r, group)),
+    }
+}
+
+// ---- waitlist ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitlistReq {
+    count: u32,
+    category: String,
+}
+
+async fn join_waitlist(
+    State(gw): State<Gateway>,
+    caller: Caller,
+    key: IdemKey,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<WaitlistReq>,
+) -> ApiResult {
+    let (group, event) = event_id(&gw, &id)?;
+    let op = Op::JoinWaitlist { event, user: caller.user.clone(), count: req.count, category: req.category };
+    match gw.propose(group, &caller.user, &key.0, op).await?.result {
+        Ok(Outcome::WaitlistJoined { waitlist, position }) => {
+            created(json!({"waitlist_id": WAITLIST.format(group, waitlist.0), "position": position}))
+        }
+        Ok(_) => Err(wrong_answer()),
+        Err(r) => Err(rejection(r, group)),
+    }
+}
+
+async fn leave_waitlist(State(gw): State<Gateway>, caller: Caller, key: IdemKey, Path(id): Path<String>) -> ApiResult {
+    let (group, n) = WAITLIST.parse_or_404(&id)?;
+    let group = gw.known_group(group, ApiError::not_found("waitlist_not_found", "no such entry"))?;
+    let op = Op::LeaveWaitlist { waitlist: WaitlistId(n), user: caller.user.clone() };
+    match gw.propose(group, &caller.user, &key.0, op).await?.result {
+        Ok(Outcome::WaitlistLeft { .. }) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(_) => Err(wrong_answer()),
+        Err(r) => Err(rejection(r, group)),
+    }
+}

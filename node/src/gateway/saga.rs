@@ -1,0 +1,185 @@
+//! Paying for a hold. The order makes money safe whatever fails in between:
+//!
+//! 1. `BeginPayment` records a payment intent in the log *before* the
+//!    provider is called, so every charge that may exist can be found.
+//! 2. The provider is charged with the intent id as its idempotency key, so
+//!    a retried request never charges twice.
+//! 3. `ConfirmHold` turns the hold into a booking. If the hold is gone, the
+//!    state machine answers `NotBooked` and marks the intent `RefundDue`;
+//!    the refund is paid here or by the reconciliation loop.
+//!
+//! A charge whose outcome is unknown (`tok_timeout`) leaves the intent
+//! pending; [`reconcile_once`] later asks the provider and confirms the
+//! booking, or fails the intent and releases the hold, or pays a refund.
+
+use axum::http::StatusCode;
+use raft::{Answer, Query};
+use serde_json::{json, Value};
+use statemachine::{HoldId, IntentState, IntentView, Op, Outcome, Rejection};
+
+use super::http::{rejection, ApiError};
+use super::ids::{BOOKING, HOLD};
+use super::payments::{ChargeOutcome, ChargeRequest, LookupOutcome};
+use super::{views, Gateway};
+
+/// A pending intent younger than this is left alone by reconciliation: its
+/// charge may still be in flight. Must exceed the provider's longest call.
+pub(crate) const PENDING_GRACE_MS: u64 = 30_000;
+/// Intents reconciled per group per round.
+const RECONCILE_BATCH_MAX: u32 = 100;
+/// The command client of reconciliation.
+const RECONCILER: &str = "gateway-reconciler";
+
+/// Namespace of intent ids (name-based UUIDs of user and request key).
+const INTENT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e1c_55a3_2f0b_4d1e_9a0c_5b7e_31d2_4c88);
+
+/// Pays for `hold` and answers the booking route: 201 booked, 202 pending,
+/// or the contract's error.
+pub(crate) async fn pay(
+    gw: &Gateway,
+    user: &str,
+    key: &str,
+    group: u64,
+    hold: HoldId,
+    token: &str,
+) -> Result<(StatusCode, Value), ApiError> {
+    let hold_ext = HOLD.format(group, hold.0);
+    let intent = format!("{hold_ext}/{}", uuid::Uuid::new_v5(&INTENT_NAMESPACE, format!("{user}\n{key}").as_bytes()));
+    let begin = Op::BeginPayment { hold, user: user.to_string(), intent: intent.clone() };
+    let (booking, amount, currency) = match gw.propose(group, user, &format!("{key}#begin"), begin).await?.result {
+        Ok(Outcome::PaymentStarted { booking, amount, currency }) => (booking, amount, currency),
+        Ok(_) => return Err(ApiError::internal("the shard answered a different command")),
+        Err(r) => return Err(rejection(r, group)),
+    };
+    let charge = ChargeRequest { idempotency_key: intent.clone(), amount, currency, token: token.to_string() };
+    match gw.payments().charge(&charge).await {
+        ChargeOutcome::Captured { .. } => {
+            let confirm = Op::ConfirmHold { hold, user: user.to_string(), intent: intent.clone() };
+            let applied = gw.propose(group, user, &format!("{key}#confirm"), confirm).await?;
+            settle_confirm(gw, group, &intent, amount, applied.result, &format!("{key}#refund"), user).await
+        }
+        ChargeOutcome::Declined { reason } => {
+            let fail = Op::FailPayment { intent, reason: reason.clone(), release_hold: false };
+            match gw.propose(group, user, &format!("{key}#fail"), fail).await?.result {
+                Ok(_) => {}
+                Err(r) => tracing::warn!("recording a declined charge failed: {r}"),
+            }
+            Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "payment_declined",
+                format!("the card was declined: {reason}"),
+            )
+            .details(json!({"reason": reason})))
+        }
+        ChargeOutcome::Unknown => {
+            metrics::counter!("gateway_payments_unknown_total").increment(1);
+            Ok((
+                StatusCode::ACCEPTED,
+                json!({"booking_id": BOOKING.format(group, booking.0), "status": "pending", "hold_id": hold_ext}),
+            ))
+        }
+    }
+}
+
+/// After a captured charge: the booking, or the refund and the reason.
+async fn settle_confirm(
+    gw: &Gateway,
+    group: u64,
+    intent: &str,
+    amount: u64,
+    result: Result<Outcome, Rejection>,
+    refund_request: &str,
+    client: &str,
+) -> Result<(StatusCode, Value), ApiError> {
+    match result {
+        Ok(Outcome::Booked(receipt)) => {
+            metrics::counter!("gateway_bookings_total").increment(1);
+            Ok((StatusCode::CREATED, views::booking_receipt(group, &receipt)))
+        }
+        Ok(Outcome::NotBooked { reason, refund_due }) => {
+            refund(gw, group, intent, refund_due, client, refund_request).await;
+            Err(rejection(reason, group).details(json!({"refund_amount": refund_due})))
+        }
+        Ok(_) => Err(ApiError::internal("the shard answered a different command")),
+        Err(r) => {
+            // The charge went through but the log will not take it (the
+            // intent was failed meanwhile): the money goes straight back.
+            if let Err(e) = gw.payments().refund(intent, amount).await {
+                tracing::error!(
+                    "refund of {intent} after a refused confirm failed: {e}; reconciliation must pick it up"
+                );
+            }
+            Err(rejection(r, group))
+        }
+    }
+}
+
+/// Pays a refund the log says is due and records it. A failure is left to
+/// the reconciliation loop, which finds the intent still owing.
+async fn refund(gw: &Gateway, group: u64, intent: &str, amount: u64, client: &str, request: &str) {
+    if let Err(e) = gw.payments().refund(intent, amount).await {
+        tracing::warn!("refund of {intent} failed, will retry: {e}");
+        return;
+    }
+    let op = Op::RecordRefund { intent: intent.to_string() };
+    match gw.propose(group, client, request, op).await.map(|a| a.result) {
+        Ok(Ok(_)) => metrics::counter!("gateway_refunds_total").increment(1),
+        Ok(Err(r)) => tracing::warn!("recording the refund of {intent}: {r}"),
+        Err(e) => tracing::warn!("recording the refund of {intent}: {}", e.message),
+    }
+}
+
+/// One round of reconciliation over every group.
+pub(crate) async fn reconcile_once(gw: &Gateway) {
+    for group in gw.groups() {
+        let before = gw.now_ms().saturating_sub(PENDING_GRACE_MS);
+        let query = Query::PaymentsNeedingAction { pending_before_ms: before, max: RECONCILE_BATCH_MAX };
+        let intents = match gw.read(group, query).await {
+            Ok(Answer::Intents(list)) => list,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!("reconciliation of group {group} skipped: {}", e.message);
+                continue;
+            }
+        };
+        for intent in intents {
+            reconcile_intent(gw, group, &intent).await;
+        }
+    }
+}
+
+async fn reconcile_intent(gw: &Gateway, group: u64, intent: &IntentView) {
+    let id = &intent.id;
+    match intent.state {
+        IntentState::RefundDue => {
+            refund(gw, group, id, intent.refund_amount, RECONCILER, &format!("reconcile:{id}:refund")).await;
+        }
+        IntentState::Pending => match gw.payments().lookup(id).await {
+            LookupOutcome::Captured { .. } => {
+                let op = Op::ConfirmHold { hold: intent.hold, user: intent.user.clone(), intent: id.clone() };
+                match gw.propose(group, RECONCILER, &format!("reconcile:{id}:confirm"), op).await {
+                    Ok(applied) => {
+                        let refund_request = format!("reconcile:{id}:refund");
+                        let _ =
+                            settle_confirm(gw, group, id, intent.amount, applied.result, &refund_request, RECONCILER)
+                                .await;
+                        metrics::counter!("gateway_reconciled_total", "outcome" => "captured").increment(1);
+                    }
+                    Err(e) => tracing::debug!("reconciling {id}: {}", e.message),
+                }
+            }
+            LookupOutcome::NotCharged => {
+                let op = Op::FailPayment { intent: id.clone(), reason: "not_charged".into(), release_hold: true };
+                match gw.propose(group, RECONCILER, &format!("reconcile:{id}:fail"), op).await {
+                    Ok(_) => metrics::counter!("gateway_reconciled_total", "outcome" => "not_charged").increment(1),
+                    Err(e) => tracing::debug!("reconciling {id}: {}", e.message),
+                }
+            }
+            LookupOutcome::Pending => {}
+            LookupOutcome::Refunded { .. } => {
+                tracing::error!("intent {id} is pending in the log but refunded at the provider");
+            }
+        },
+        _ => {}
+    }
+}

@@ -1,0 +1,191 @@
+//! Starts real `ticketd` processes on loopback for the integration tests.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123";
+pub const SECRET: &str = "test-cluster-secret-0123";
+pub const SEED: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Node {
+    pub id: u64,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl Node {
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "node {} is running", self.id);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else { return true };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c.kill().unwrap();
+        c.wait().unwrap();
+        false
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<Node>,
+    pub http: String,
+    pub client: reqwest::Client,
+}
+
+/// Writes the configs of a `n`-node cluster (node 1 bootstraps; every node
+/// runs a gateway) and starts it.
+pub fn cluster(n: u64, demo: bool) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let grpc: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let http: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let peers: Vec<String> = (0..n).map(|i| format!("{} = \"127.0.0.1:{}\"", i + 1, grpc[i as usize])).collect();
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let id = i + 1;
+        let data = dir.path().join(format!("node{id}"));
+        let mut text = format!(
+            "[node]\nid = {id}\ndata_dir = {data:?}\n\n[cluster]\nsecret = \"{SECRET}\"\npeers = {{ {} }}\n\
+             regions = {{ ap-south = 1, eu-west = 2, us-east = 3 }}\n\n[storage]\ngrpc_listen = \"127.0.0.1:{}\"\n\
+             heartbeat_ms = 50\nelection_timeout_ms = 300\n",
+            peers.join(", "),
+            grpc[i as usize]
+        );
+        if id == 1 {
+            text.push_str(&format!("bootstrap = true\ndemo_data = {demo}\nspread_leaders = true\n"));
+        }
+        text.push_str(&format!(
+            "\n[gateway]\nhttp_listen = \"127.0.0.1:{}\"\njwt_secret = \"{JWT_SECRET}\"\nticket_key_seed = \"{SEED}\"\n\
+             dev_mode = true\nuser_requests_per_sec = 1000\nuser_burst_max = 1000\npayment_timeout_ms = 200\n",
+            http[i as usize]
+        ));
+        let config = dir.path().join(format!("node{id}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let mut node = Node { id, config, log: dir.path().join(format!("node{id}.log")), child: None };
+        node.start();
+        nodes.push(node);
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+    Cluster { http: format!("http://127.0.0.1:{}", http[0]), dir, nodes, client }
+}
+
+impl Cluster {
+    /// The gateway URL of node `id`.
+    pub fn gateway(&self, id: u64) -> String {
+        let text = std::fs::read_to_string(&self.nodes[(id - 1) as usize].config).unwrap();
+        let line = text.lines().find(|l| l.starts_with("http_listen")).unwrap();
+        format!("http://{}", line.split('"').nth(1).unwrap())
+    }
+
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- node {} ---\n{}", n.id, std::fs::read_to_string(&n.log).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub async fn wait_ready(&self, base: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(r) = self.client.get(format!("{base}/readyz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("{base} not ready after {timeout:?}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn token(&self, base: &str, user: &str, roles: &[&str]) -> String {
+        let r = self
+            .client
+            .post(format!("{base}/v1/dev/token"))
+            .json(&json!({"user_id": user, "roles": roles}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
+    }
+}
+
+/// A request and its status and JSON body.
+pub async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut req = client.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    assert!(r.headers().contains_key("x-request-id"), "no x-request-id on {url}");
+    let text = r.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body)
+}
+
+pub fn dir_of(p: &Path) -> PathBuf {
+    p.to_path_buf()
+}
