@@ -183,7 +183,7 @@ pub async fn run(opts: DevOptions, exe: &Path) -> anyhow::Result<()> {
     let user_token = auth.issue(USERS[0], &[], now, DEMO_TOKEN_TTL_SECS);
     let admin_token = auth.issue(ADMIN, &["admin".to_string(), "scanner".to_string()], now, DEMO_TOKEN_TTL_SECS);
     println!(
-        "\nticketd dev is ready ({}).\n\n  API        {base}/v1/events\n  health     {base}/readyz\n  metrics    {base}/metrics\n  cluster    {base}/v1/admin/cluster (admin)\n  node gRPC  127.0.0.1:{}-{}\n  logs       {}/node{{1,2,3}}.log\n\n  demo user  {} (token below; also {})\n  {user_token}\n\n  admin      {ADMIN} (roles admin, scanner)\n  {admin_token}\n\n  try:  curl -s '{base}/v1/events?q=coldplay'\n        curl -s -X POST {base}/v1/dev/token -H 'content-type: application/json' -d '{{\"user_id\":\"bob\"}}'\n\nPress Ctrl-C to stop; the data stays for the next start.",
+        "\nticketd dev is ready ({}).\n\n  API        {base}/v1/events\n  health     {base}/readyz\n  metrics    {base}/metrics\n  cluster    {base}/v1/admin/cluster (admin)\n  node gRPC  127.0.0.1:{}-{}\n  logs       {}/node{{1,2,3}}.log\n\n  demo user  {} (token below; also {})\n  {user_token}\n\n  admin      {ADMIN} (roles admin, scanner)\n  {admin_token}\n\n  try:  curl -s '{base}/v1/events?q=musicl'      (search tolerates a typo)\n        curl -s -X POST {base}/v1/dev/token -H 'content-type: application/json' -d '{{\"user_id\":\"bob\"}}'\n\nPress Ctrl-C to stop; the data stays for the next start.",
         if fresh { "new data, demo catalog loaded" } else { "existing data kept" },
         opts.grpc_port_base,
         opts.grpc_port_base + NODES as u16 - 1,
