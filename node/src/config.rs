@@ -113,6 +113,11 @@ pub struct GatewaySection {
     /// How long the sandbox payment provider takes to time out (`tok_timeout`).
     #[serde(default = "defaults::payment_timeout_ms")]
     pub payment_timeout_ms: u64,
+    /// A pending payment younger than this is left to the request that
+    /// started it; older ones are reconciled with the provider. Must exceed
+    /// the provider's longest call.
+    #[serde(default = "defaults::payment_grace_ms")]
+    pub payment_grace_ms: u64,
     /// Webhook URLs that receive domain events.
     #[serde(default)]
     pub webhooks: Vec<String>,
@@ -177,6 +182,9 @@ mod defaults {
     }
     pub(super) fn payment_timeout_ms() -> u64 {
         2_000
+    }
+    pub(super) fn payment_grace_ms() -> u64 {
+        30_000
     }
     pub(super) fn log_format() -> LogFormat {
         LogFormat::Text
@@ -310,6 +318,9 @@ impl Config {
             }
             if gateway.body_bytes_max < 1024 || gateway.body_bytes_max > 16 * 1024 * 1024 {
                 return Err(bad("gateway.body_bytes_max", "must be between 1 KiB and 16 MiB"));
+            }
+            if gateway.payment_grace_ms <= gateway.payment_timeout_ms {
+                return Err(bad("gateway.payment_grace_ms", "must exceed gateway.payment_timeout_ms"));
             }
             if gateway.user_requests_per_sec == 0 || gateway.user_burst_max == 0 {
                 return Err(bad("gateway.user_requests_per_sec", "rate limits must be positive"));

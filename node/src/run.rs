@@ -86,6 +86,7 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + S
                 user_requests_per_sec: g.user_requests_per_sec,
                 user_burst_max: g.user_burst_max,
                 metrics: metrics.clone(),
+                payment_grace_ms: g.payment_grace_ms,
             })
             .map_err(|e| anyhow::anyhow!("starting the gateway: {}", e.message))?;
             tasks.extend(gw.spawn_background(stop_rx.clone()));

@@ -64,6 +64,8 @@ pub struct GatewaySettings {
     pub user_burst_max: u32,
     /// Where `/metrics` comes from.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Age at which a pending payment is reconciled.
+    pub payment_grace_ms: u64,
 }
 
 /// A running gateway's shared state. Cheap to clone.
@@ -83,6 +85,7 @@ struct Inner {
     limiter: DefaultKeyedRateLimiter<String>,
     catalog: catalog::Catalog,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    payment_grace_ms: u64,
 }
 
 fn wall_ms() -> Millis {
@@ -107,6 +110,7 @@ impl Gateway {
                 limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
                 catalog: catalog::Catalog::new(search),
                 metrics: settings.metrics,
+                payment_grace_ms: settings.payment_grace_ms,
             }),
         })
     }
@@ -256,6 +260,10 @@ impl Gateway {
                 tracing::debug!("catalog refresh of group {group}: {e:?}");
             }
         }
+    }
+
+    pub(crate) fn payment_grace_ms(&self) -> u64 {
+        self.inner.payment_grace_ms
     }
 
     pub(crate) fn dev_mode(&self) -> bool {

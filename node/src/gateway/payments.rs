@@ -104,6 +104,10 @@ struct Charge {
 /// `tok_declined` and `tok_insufficient_funds` are declined; `tok_timeout`
 /// answers nothing in time but (by default) did take the money, which a
 /// later lookup reveals. Anything else is declined as `invalid_token`.
+///
+/// The sandbox lives in the gateway's memory: charges made through another
+/// gateway, or before a restart, look up as `Pending`, never as
+/// `NotCharged`, so reconciliation never fails a payment it cannot see.
 pub struct SandboxProvider {
     timeout: Duration,
     timeout_captures: bool,
@@ -173,7 +177,11 @@ impl PaymentProvider for SandboxProvider {
     async fn lookup(&self, idempotency_key: &str) -> LookupOutcome {
         let charges = self.charges.lock().expect("sandbox lock poisoned");
         match charges.get(idempotency_key) {
-            None => LookupOutcome::NotCharged,
+            // Each gateway process has its own sandbox, unlike a real
+            // provider that every gateway shares: a key this sandbox never
+            // saw may be another gateway's charge, so it is not known to be
+            // uncharged. The gateway that made it reconciles it.
+            None => LookupOutcome::Pending,
             Some(c) if c.refunded > 0 => LookupOutcome::Refunded { amount: c.refunded },
             Some(c) if c.captured > 0 => LookupOutcome::Captured { charge_id: c.id.clone(), amount: c.captured },
             Some(_) => LookupOutcome::NotCharged,
@@ -221,7 +229,7 @@ mod tests {
         assert_eq!(p.charge(&req("e", "tok_timeout")).await, ChargeOutcome::Unknown);
         assert!(matches!(p.lookup("e").await, LookupOutcome::Captured { amount: 500, .. }));
         assert_eq!(p.lookup("b").await, LookupOutcome::NotCharged);
-        assert_eq!(p.lookup("zzz").await, LookupOutcome::NotCharged);
+        assert_eq!(p.lookup("zzz").await, LookupOutcome::Pending, "maybe another gateway's charge");
     }
 
     #[tokio::test]

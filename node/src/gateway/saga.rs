@@ -22,9 +22,6 @@ use super::ids::{BOOKING, HOLD};
 use super::payments::{ChargeOutcome, ChargeRequest, LookupOutcome};
 use super::{views, Gateway};
 
-/// A pending intent younger than this is left alone by reconciliation: its
-/// charge may still be in flight. Must exceed the provider's longest call.
-pub(crate) const PENDING_GRACE_MS: u64 = 30_000;
 /// Intents reconciled per group per round.
 const RECONCILE_BATCH_MAX: u32 = 100;
 /// The command client of reconciliation.
@@ -132,7 +129,8 @@ async fn refund(gw: &Gateway, group: u64, intent: &str, amount: u64, client: &st
 /// One round of reconciliation over every group.
 pub(crate) async fn reconcile_once(gw: &Gateway) {
     for group in gw.groups() {
-        let before = gw.now_ms().saturating_sub(PENDING_GRACE_MS);
+        // A younger pending intent's charge may still be in flight.
+        let before = gw.now_ms().saturating_sub(gw.payment_grace_ms());
         let query = Query::PaymentsNeedingAction { pending_before_ms: before, max: RECONCILE_BATCH_MAX };
         let intents = match gw.read(group, query).await {
             Ok(Answer::Intents(list)) => list,

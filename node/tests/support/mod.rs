@@ -102,7 +102,7 @@ pub fn cluster(n: u64, demo: bool) -> Cluster {
         }
         text.push_str(&format!(
             "\n[gateway]\nhttp_listen = \"127.0.0.1:{}\"\njwt_secret = \"{JWT_SECRET}\"\nticket_key_seed = \"{SEED}\"\n\
-             dev_mode = true\nuser_requests_per_sec = 1000\nuser_burst_max = 1000\npayment_timeout_ms = 200\n",
+             dev_mode = true\nuser_requests_per_sec = 1000\nuser_burst_max = 1000\npayment_timeout_ms = 200\npayment_grace_ms = 1000\n",
             http[i as usize]
         ));
         let config = dir.path().join(format!("node{id}.toml"));
