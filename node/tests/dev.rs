@@ -46,6 +46,7 @@ fn start(data: &std::path::Path, http: u16, grpc: u16) -> (Child, String) {
             }
             Err(e) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("ticketd dev did not become ready ({e}):\n{out}");
             }
         }
