@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use proto::raft_v1::shard_client::ShardClient;
 use proto::raft_v1::{
     AddLearnerRequest, ChangeVotersRequest, Empty, GroupRequest, InitializeRequest, Member, ProposeRequest,
-    ReadConsistency, ReadRequest, TransferLeaderRequest,
+    ReadConsistency, ReadRequest, TransferLeaderRequest, WatchSeatsRequest,
 };
 use statemachine::{Applied, Command};
 use tonic::metadata::MetadataValue;
@@ -361,6 +361,62 @@ impl ClusterClient {
         let request = self.request(GroupRequest { group_id: group }, self.inner.attempt_timeout);
         client.trigger_snapshot(request).await.map_err(|s| one_shot_error(group, addr, s))?;
         Ok(())
+    }
+}
+
+/// What a seat watch delivers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// Changes of whole log entries, in log order.
+    Changes(Vec<crate::feed::SeatChange>),
+    /// The changes after the requested index are gone: start over.
+    Gap,
+}
+
+/// A stream of seat changes from one replica.
+pub struct WatchStream {
+    inner: tonic::Streaming<proto::raft_v1::SeatChanges>,
+}
+
+impl WatchStream {
+    /// The next delivery, or `None` when the stream ended (reconnect after
+    /// the last index seen).
+    pub async fn next(&mut self) -> Option<Watch> {
+        match self.inner.message().await {
+            Ok(Some(m)) if m.gap => Some(Watch::Gap),
+            Ok(Some(m)) => postcard::from_bytes(&m.changes).ok().map(Watch::Changes),
+            Ok(None) | Err(_) => None,
+        }
+    }
+}
+
+impl ClusterClient {
+    /// Watches the seat changes of `event` after `after` on the group's
+    /// cached leader (any replica serves the same log in the same order).
+    pub async fn watch_seats(
+        &self,
+        group: GroupId,
+        event: statemachine::EventId,
+        after: u64,
+    ) -> Result<WatchStream, ClientError> {
+        let seeds = &self.inner.seeds;
+        let mut last = String::from("no replica tried");
+        let start = self.cached_leader(group).into_iter();
+        for addr in start.chain(seeds.iter().cloned()) {
+            let mut client = self.client(&addr)?;
+            let mut request = self.request(
+                WatchSeatsRequest { group_id: group, event_id: event.0, after_index: after },
+                self.inner.attempt_timeout,
+            );
+            // The call stays open for as long as the stream is read.
+            request.metadata_mut().remove("grpc-timeout");
+            match client.watch_seats(request).await {
+                Ok(response) => return Ok(WatchStream { inner: response.into_inner() }),
+                Err(s) if s.code() == Code::Unauthenticated => return Err(ClientError::Unauthenticated),
+                Err(s) => last = format!("{addr}: {}", s.message()),
+            }
+        }
+        Err(ClientError::Unavailable { group, reason: last })
     }
 }
 

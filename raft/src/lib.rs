@@ -18,6 +18,7 @@
 //! one crate.
 
 mod client;
+mod feed;
 mod network;
 mod node;
 mod query;
@@ -26,7 +27,8 @@ mod sm;
 mod store;
 mod types;
 
-pub use client::{ClientError, ClusterClient, Consistency, NodeStatus};
+pub use client::{ClientError, ClusterClient, Consistency, NodeStatus, Watch, WatchStream};
+pub use feed::{SeatChange, FEED_CHANGES_MAX};
 pub use node::{GroupStatus, NodeConfig, NodeError, RaftNode};
 pub use query::{answer, Answer, Query, ReadReply, EVENTS_PAGE_MAX, INTENTS_PAGE_MAX};
 pub use sm::{ShardSm, ShardState, SnapshotBuilder};

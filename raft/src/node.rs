@@ -313,6 +313,7 @@ impl RaftNode {
         let raft = self.raft(group)?;
         let applied_ms = self.state(group)?.read(State::clock_ms);
         let entry = LogCmd { time_ms: self.clock.stamp(applied_ms), cmd };
+        metrics::counter!("raft_proposals_total", "group" => group.to_string()).increment(1);
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         // A proposal caught in a leadership or membership change may never
         // hear back; after the deadline its outcome is unknown, which the
@@ -390,6 +391,16 @@ impl RaftNode {
     /// stale, never reverted. For follower reads and tests.
     pub fn local_read<T>(&self, group: GroupId, f: impl FnOnce(&State) -> T) -> Result<T, NodeError> {
         Ok(self.state(group)?.read(f))
+    }
+
+    /// The seat changes of `event` after `after` from this replica's feed.
+    pub(crate) fn watch_seats(
+        &self,
+        group: GroupId,
+        event: statemachine::EventId,
+        after: u64,
+    ) -> Result<crate::feed::Resume, NodeError> {
+        Ok(self.state(group)?.feed().resume(event, after))
     }
 
     /// Index of the last entry this replica applied.

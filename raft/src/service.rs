@@ -8,8 +8,8 @@ use std::sync::{Arc, Weak};
 use proto::raft_v1::shard_server::Shard;
 use proto::raft_v1::{
     AddLearnerRequest, ChangeVotersRequest, Empty, GroupRequest, GroupStatus as GroupStatusMsg, InitializeRequest,
-    Member, NodeStatusReply, ProposeReply, ProposeRequest, ReadConsistency, ReadReply, ReadRequest,
-    TransferLeaderRequest,
+    Member, NodeStatusReply, ProposeReply, ProposeRequest, ReadConsistency, ReadReply, ReadRequest, SeatChanges,
+    TransferLeaderRequest, WatchSeatsRequest,
 };
 use statemachine::Command;
 use tonic::metadata::MetadataValue;
@@ -86,8 +86,73 @@ fn members(list: &[Member]) -> Result<BTreeMap<u64, PeerNode>, Status> {
     Ok(out)
 }
 
+/// Seat changes one watch message carries at most (whole entries, so a
+/// message may exceed it by one entry).
+const WATCH_CHANGES_MAX: usize = 1_000;
+
+fn seat_changes(changes: &[crate::feed::SeatChange]) -> SeatChanges {
+    SeatChanges { changes: postcard::to_allocvec(changes).expect("encoding to memory cannot fail"), gap: false }
+}
+
+/// Splits changes into messages at entry boundaries.
+fn chunks(changes: Vec<crate::feed::SeatChange>) -> Vec<SeatChanges> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=changes.len() {
+        let boundary = i == changes.len() || changes[i].index != changes[i - 1].index;
+        if boundary && (i - start >= WATCH_CHANGES_MAX || i == changes.len()) {
+            out.push(seat_changes(&changes[start..i]));
+            start = i;
+        }
+    }
+    out
+}
+
+type WatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<SeatChanges, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Shard for ShardService {
+    type WatchSeatsStream = WatchStream;
+
+    async fn watch_seats(&self, request: Request<WatchSeatsRequest>) -> Result<Response<WatchStream>, Status> {
+        use crate::feed::Resume;
+        let node = self.node(&request)?;
+        let msg = request.into_inner();
+        let event = statemachine::EventId(msg.event_id);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<SeatChanges, Status>>(64);
+        match node.watch_seats(msg.group_id, event, msg.after_index).map_err(to_status)? {
+            Resume::Gap => {
+                let _ = tx.send(Ok(SeatChanges { changes: Vec::new(), gap: true })).await;
+            }
+            Resume::Changes(past, mut live) => {
+                tokio::spawn(async move {
+                    for message in chunks(past) {
+                        if tx.send(Ok(message)).await.is_err() {
+                            return;
+                        }
+                    }
+                    loop {
+                        match live.recv().await {
+                            Ok(entry) => {
+                                let mine: Vec<_> = entry.iter().filter(|c| c.event == event).cloned().collect();
+                                if !mine.is_empty() && tx.send(Ok(seat_changes(&mine))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            // Too slow to keep up: the reader starts over.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                let _ = tx.send(Ok(SeatChanges { changes: Vec::new(), gap: true })).await;
+                                return;
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        }
+                    }
+                });
+            }
+        }
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
     async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeReply>, Status> {
         let node = self.node(&request)?;
         let msg = request.into_inner();

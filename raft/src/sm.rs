@@ -40,12 +40,18 @@ pub struct ShardSm {
 #[derive(Clone)]
 pub struct ShardState {
     inner: Arc<RwLock<Applied>>,
+    feed: Arc<crate::feed::Feed>,
 }
 
 impl ShardState {
     /// Runs `f` on the applied state. Hold it briefly: apply waits meanwhile.
     pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.inner.read().expect("state lock poisoned").state)
+    }
+
+    /// The group's seat-change feed.
+    pub(crate) fn feed(&self) -> &crate::feed::Feed {
+        &self.feed
     }
 
     /// Index of the last applied entry (0 before any).
@@ -62,7 +68,8 @@ impl ShardSm {
     pub fn new(store: NodeStore, group: GroupId, limits: statemachine::Limits) -> ShardSm {
         let applied =
             Applied { state: State::new(limits), last_applied: None, membership: StoredMembership::default() };
-        ShardSm { store, group, shared: ShardState { inner: Arc::new(RwLock::new(applied)) } }
+        let feed = Arc::new(crate::feed::Feed::new(0));
+        ShardSm { store, group, shared: ShardState { inner: Arc::new(RwLock::new(applied)), feed } }
     }
 
     /// A read handle.
@@ -130,6 +137,7 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
         S: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + openraft::OptionalSend,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
+            let mut changes = Vec::new();
             let response = {
                 let mut applied = self.shared.inner.write().expect("state lock poisoned");
                 let response = match entry.payload {
@@ -140,12 +148,18 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
                     }
                     EntryPayload::Normal(ref log_cmd) => {
                         let ctx = ApplyCtx { index: entry.log_id.index, time_ms: log_cmd.time_ms };
-                        CmdResp::Applied(applied.state.apply(&log_cmd.cmd, ctx))
+                        let result = applied.state.apply(&log_cmd.cmd, ctx);
+                        for event in &result.events {
+                            crate::feed::changes(ctx.index, event, &mut changes);
+                            count_event(event);
+                        }
+                        CmdResp::Applied(result)
                     }
                 };
                 applied.last_applied = Some(entry.log_id);
                 response
             };
+            self.shared.feed.push(changes);
             if let Some(responder) = responder {
                 responder.send(response);
             }
@@ -172,10 +186,32 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
         applied.state = state;
         applied.last_applied = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
+        // The changes a snapshot skips are not known: readers behind it
+        // start over from a full seat map.
+        self.shared.feed.reset(meta.last_log_id.map_or(0, |id| id.index));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<ShardSnapshot>, io::Error> {
         Ok(self.stored_snapshot()?.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
     }
+}
+
+/// Counts what applying did, for `/metrics` (every replica counts the same
+/// entries; the leader's figures are the cluster's).
+fn count_event(event: &statemachine::DomainEvent) {
+    use statemachine::DomainEvent as E;
+    let name = match event {
+        E::SeatsHeld { .. } => "held",
+        E::SeatsReleased { .. } => "released",
+        E::SeatsExpired { .. } => "expired",
+        E::SeatsBooked { .. } => "booked",
+        E::BookingCancelled { .. } => "cancelled",
+        E::TicketTransferred { .. } => "transferred",
+        E::TicketCheckedIn { .. } => "checked_in",
+        E::WaitlistOffered { .. } => "waitlist_offered",
+        E::RefundDue { .. } => "refund_due",
+        E::VenueCreated { .. } | E::EventCreated { .. } => "catalog",
+    };
+    metrics::counter!("shard_domain_events_total", "kind" => name).increment(1);
 }

@@ -21,6 +21,7 @@ pub mod payments;
 mod routes;
 mod saga;
 pub mod search;
+mod stream;
 pub mod tickets;
 mod views;
 
@@ -86,6 +87,7 @@ struct Inner {
     catalog: catalog::Catalog,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     payment_grace_ms: u64,
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 fn wall_ms() -> Millis {
@@ -111,6 +113,7 @@ impl Gateway {
                 catalog: catalog::Catalog::new(search),
                 metrics: settings.metrics,
                 payment_grace_ms: settings.payment_grace_ms,
+                streams: Arc::new(tokio::sync::Semaphore::new(stream::STREAMS_MAX)),
             }),
         })
     }
@@ -260,6 +263,14 @@ impl Gateway {
                 tracing::debug!("catalog refresh of group {group}: {e:?}");
             }
         }
+    }
+
+    /// A place for one more seat stream, or 503 when the gateway serves
+    /// [`stream::STREAMS_MAX`] already.
+    pub(crate) fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.inner.streams).try_acquire_owned().map_err(|_| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_streams", "too many seat streams").retry_after(5)
+        })
     }
 
     pub(crate) fn payment_grace_ms(&self) -> u64 {

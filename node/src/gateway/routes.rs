@@ -47,6 +47,7 @@ pub(super) fn router(gw: Gateway, body_bytes_max: usize) -> Router {
         .route("/v1/events", get(list_events))
         .route("/v1/events/{event_id}", get(event_details))
         .route("/v1/events/{event_id}/seats", get(seat_map))
+        .route("/v1/events/{event_id}/seats/stream", get(super::stream::seat_stream))
         .route("/v1/events/{event_id}/holds", post(create_hold))
         .route("/v1/events/{event_id}/waitlist", post(join_waitlist))
         .route("/v1/me/holds", get(my_holds))
