@@ -46,6 +46,11 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + S
             for (region, group) in config.hosted_regions() {
                 node.open_group(group).await.with_context(|| format!("opening region group {region} ({group})"))?;
             }
+            // Groups added at run time are not in the file: reopen whatever
+            // the storage holds.
+            for group in node.stored_groups()? {
+                node.open_group(group).await.with_context(|| format!("reopening group {group}"))?;
+            }
             tracing::info!(node = config.node.id, addr = %storage.grpc_listen, "storage role up");
             Some(node)
         }
@@ -145,11 +150,18 @@ async fn report_groups(
             metrics::gauge!("raft_commit_index", &labels).set(s.commit_index as f64);
             metrics::gauge!("raft_applied_index", &labels).set(s.applied_index as f64);
             metrics::gauge!("raft_last_log_index", &labels).set(s.last_log_index as f64);
+            if let Ok(live) = node.local_read(s.group, |st| st.live_holds()) {
+                metrics::gauge!("shard_holds_active", &labels).set(live as f64);
+            }
         }
         let stats = node.flush_stats();
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
         metrics::gauge!("raft_log_syncs").set(load(&stats.syncs));
         metrics::gauge!("raft_log_entries_synced").set(load(&stats.entries));
+        let syncs = load(&stats.syncs);
+        if syncs > 0.0 {
+            metrics::gauge!("raft_log_entries_per_sync").set(load(&stats.entries) / syncs);
+        }
     }
 }
 

@@ -181,3 +181,114 @@ fn a_bad_config_stops_start_up_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ticketd.toml"));
 }
+
+/// Cluster operations over the network, as `ticketctl` will use them: a new
+/// node joins a group (learner, catch-up, promotion), a node is removed,
+/// leadership moves, a region group is added at run time and survives a
+/// restart, and a data directory never serves under another node id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_operations_over_the_network() {
+    use raft::{ClusterClient, Consistency, Query};
+    let mut c = cluster(3, false);
+    let g1 = c.gateway(1);
+    c.wait_ready(&g1, Duration::from_secs(60)).await;
+    let admin = c.token(&g1, "root", &["admin"]).await;
+    let alice = c.token(&g1, "alice", &[]).await;
+    let event = small_event(&c, &g1, &admin).await;
+    hold_and_book(&c, &g1, &alice, &event, &["Floor-B-1"]).await;
+
+    c.add_storage_node(4);
+    let addr4 = c.grpc(4);
+    let ops = ClusterClient::new(
+        (1..=3).map(|i| c.grpc(i)).collect(),
+        support::SECRET,
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    );
+    // Join: learner first (returns once caught up), then a voter.
+    ops.add_learner(1, 4, &addr4).await.expect("add learner");
+    ops.change_voters(1, &[1, 2, 3, 4]).await.expect("promote");
+    let leader_view = ops.node_status(&c.grpc(1)).await.unwrap();
+    let g = leader_view.groups.iter().find(|g| g.group == 1).unwrap();
+    assert_eq!(g.voters, vec![1, 2, 3, 4]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s4 = ops.node_status(&addr4).await.unwrap();
+        let mine = s4.groups.iter().find(|g| g.group == 1).unwrap();
+        if mine.applied_index >= g.commit_index {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 4 did not catch up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Remove node 3 and move the leadership to node 4.
+    ops.change_voters(1, &[1, 2, 4]).await.expect("remove node 3");
+    ops.transfer_leader(1, 4).await.expect("transfer");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s4 = ops.node_status(&addr4).await.unwrap();
+        let mine = s4.groups.iter().find(|g| g.group == 1).unwrap();
+        if mine.leader == Some(4) {
+            assert_eq!(mine.voters, vec![1, 2, 4]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 4 did not take over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The gateway keeps booking through the new leader.
+    hold_and_book(&c, &g1, &alice, &event, &["Floor-B-2"]).await;
+
+    // A region group added at run time, on nodes 1, 2 and 4.
+    for addr in [c.grpc(1), c.grpc(2), addr4.clone()] {
+        ops.open_group(&addr, 9).await.expect("open group 9");
+    }
+    let members = [(1, c.grpc(1)), (2, c.grpc(2)), (4, addr4.clone())].into_iter().collect();
+    ops.initialize(&c.grpc(1), 9, &members).await.expect("initialize group 9");
+    let venue = statemachine::VenueSpec {
+        name: "Runtime Hall".into(),
+        city: "Lima".into(),
+        region: "sa-west".into(),
+        sections: vec![statemachine::SectionSpec {
+            name: "Floor".into(),
+            category: "regular".into(),
+            rows: vec![statemachine::RowSpec { label: "A".into(), seats: 4 }],
+        }],
+        blocked_seats: vec![],
+        accessible_seats: vec![],
+    };
+    let cmd = statemachine::Command::new("root", "v1", statemachine::Op::CreateVenue(venue));
+    let (applied, index) = ops.propose(9, &cmd).await.expect("propose to the new group");
+    assert!(applied.result.is_ok(), "{applied:?}");
+    // Node 4 restarts and reopens the group from its storage.
+    c.nodes[3].kill();
+    c.nodes[3].start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s4) = ops.node_status(&addr4).await {
+            if s4.groups.iter().any(|g| g.group == 9 && g.applied_index >= index) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "group 9 not back on node 4\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let read = ops.read(9, &Query::Fingerprint, Consistency::Linearizable).await.unwrap();
+    assert!(read.applied_index >= index);
+
+    // Node 4's data never serves as another node.
+    c.nodes[3].kill();
+    let text = std::fs::read_to_string(&c.nodes[3].config)
+        .unwrap()
+        .replace("id = 4\n", "id = 5\n")
+        .replace("4 = \"", "5 = \"");
+    let other = c.dir.path().join("node5.toml");
+    std::fs::write(&other, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
+        .args(["run", "--config"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs to node 4"), "{err}");
+}

@@ -194,6 +194,7 @@ impl RaftNode {
         .map_err(|e| NodeError::Config(e.to_string()))?;
         std::fs::create_dir_all(&config.data_dir)?;
         let store = NodeStore::open(&config.data_dir)?;
+        store.claim_node_id(config.id).map_err(|e| NodeError::Config(e.to_string()))?;
         let node = Arc::new(RaftNode {
             store,
             pool: PeerPool::default(),
@@ -261,6 +262,9 @@ impl RaftNode {
     /// replica of `group`. A new replica stays empty until it is initialized
     /// or added to the group by its leader.
     pub async fn open_group(self: &Arc<Self>, group: GroupId) -> Result<(), NodeError> {
+        if group == 0 || group == GroupId::MAX {
+            return Err(NodeError::Config(format!("{group} is not a usable group id")));
+        }
         if self.hosted.read().expect("hosted lock poisoned").contains_key(&group) {
             return Ok(());
         }
@@ -441,6 +445,12 @@ impl RaftNode {
             purged_index: m.purged.as_ref().map(|id| id.index),
             members,
         })
+    }
+
+    /// Groups this node's storage holds data of (hosted before, including
+    /// groups added at run time), to reopen on start.
+    pub fn stored_groups(&self) -> Result<Vec<GroupId>, NodeError> {
+        Ok(self.store.stored_groups()?)
     }
 
     /// Ids of the groups this node hosts, in order.

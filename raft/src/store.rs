@@ -95,6 +95,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
+/// The key prefix of node-wide records (never a group id).
+const NODE_RECORD_GROUP: GroupId = GroupId::MAX;
+
 pub(crate) fn group_key(group: GroupId, suffix: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + suffix.len());
     key.extend_from_slice(&group.to_be_bytes());
@@ -156,6 +159,43 @@ impl NodeStore {
         match self.inner.db.get_cf(self.cf(CF_META), group_key(group, tag)).map_err(io_err)? {
             None => Ok(None),
             Some(bytes) => decode(&bytes).map(Some),
+        }
+    }
+
+    /// Groups with anything stored (a vote, log or snapshot metadata): the
+    /// groups this node hosted before, including those added at run time.
+    pub fn stored_groups(&self) -> io::Result<Vec<GroupId>> {
+        let mut groups = Vec::new();
+        let mut from = 0u64;
+        loop {
+            let mut iter = self.inner.db.raw_iterator_cf(self.cf(CF_META));
+            iter.seek(from.to_be_bytes());
+            let Some(key) = iter.key() else {
+                iter.status().map_err(io_err)?;
+                return Ok(groups);
+            };
+            let group = GroupId::from_be_bytes(key[..8].try_into().map_err(io_err)?);
+            if group == NODE_RECORD_GROUP {
+                return Ok(groups);
+            }
+            groups.push(group);
+            from = group + 1;
+        }
+    }
+
+    /// Binds the data directory to node `id` on first use; refuses to open
+    /// it as another node, so a node's data never serves under a second id.
+    pub fn claim_node_id(&self, id: u64) -> io::Result<()> {
+        let key = group_key(NODE_RECORD_GROUP, b"node-id");
+        match self.inner.db.get_cf(self.cf(CF_META), &key).map_err(io_err)? {
+            Some(bytes) => {
+                let owner: u64 = decode(&bytes)?;
+                if owner != id {
+                    return Err(io::Error::other(format!("this data directory belongs to node {owner}, not node {id}")));
+                }
+                Ok(())
+            }
+            None => self.inner.db.put_cf_opt(self.cf(CF_META), key, encode(&id)?, &synced()).map_err(io_err),
         }
     }
 

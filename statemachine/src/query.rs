@@ -315,6 +315,12 @@ impl State {
         self.ix.expiry.first().is_some_and(|&(at, _)| at <= now)
     }
 
+    /// Holds whose lease has not been released by a command yet (some may be
+    /// due: reads at a time treat those as expired).
+    pub fn live_holds(&self) -> usize {
+        self.ix.expiry.len()
+    }
+
     /// Ids of all events, in id order.
     pub fn event_ids(&self) -> impl Iterator<Item = EventId> + '_ {
         self.p.events.keys().copied()

@@ -123,6 +123,32 @@ impl Cluster {
         format!("http://{}", line.split('"').nth(1).unwrap())
     }
 
+    /// The gRPC address of node `id`.
+    pub fn grpc(&self, id: u64) -> String {
+        let text = std::fs::read_to_string(&self.nodes[(id - 1) as usize].config).unwrap();
+        let line = text.lines().find(|l| l.starts_with("grpc_listen")).unwrap();
+        line.split('"').nth(1).unwrap().to_string()
+    }
+
+    /// Adds node `id` (storage role only, not bootstrapping) and starts it.
+    pub fn add_storage_node(&mut self, id: u64) {
+        let grpc = free_port();
+        let mut peers: Vec<String> = (1..id).map(|n| format!("{n} = \"{}\"", self.grpc(n))).collect();
+        peers.push(format!("{id} = \"127.0.0.1:{grpc}\""));
+        let data = self.dir.path().join(format!("node{id}"));
+        let text = format!(
+            "[node]\nid = {id}\ndata_dir = {data:?}\n\n[cluster]\nsecret = \"{SECRET}\"\npeers = {{ {} }}\n\
+             regions = {{ ap-south = 1, eu-west = 2, us-east = 3 }}\n\n[storage]\ngrpc_listen = \"127.0.0.1:{grpc}\"\n\
+             heartbeat_ms = 50\nelection_timeout_ms = 300\n",
+            peers.join(", ")
+        );
+        let config = self.dir.path().join(format!("node{id}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let mut node = Node { id, config, log: self.dir.path().join(format!("node{id}.log")), child: None };
+        node.start();
+        self.nodes.push(node);
+    }
+
     pub fn logs(&self) -> String {
         self.nodes
             .iter()
