@@ -292,3 +292,65 @@ async fn cluster_operations_over_the_network() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("belongs to node 4"), "{err}");
 }
+
+/// A group without a quorum answers 503 with Retry-After, and serves again
+/// once a majority is back; nothing acknowledged before is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_quorum_is_503_with_retry_after_until_a_majority_returns() {
+    let mut c = cluster(3, false);
+    let g1 = c.gateway(1);
+    c.wait_ready(&g1, Duration::from_secs(60)).await;
+    let admin = c.token(&g1, "root", &["admin"]).await;
+    let alice = c.token(&g1, "alice", &[]).await;
+    let event = small_event(&c, &g1, &admin).await;
+    let booked = hold_and_book(&c, &g1, &alice, &event, &["Floor-A-1"]).await;
+    c.nodes[1].kill();
+    c.nodes[2].kill();
+    let r = c
+        .client
+        .post(format!("{g1}/v1/events/{event}/holds"))
+        .bearer_auth(&alice)
+        .json(&json!({"seat_ids": ["Floor-A-2"]}))
+        .header("Idempotency-Key", "during-outage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    let ready = c.client.get(format!("{g1}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    c.nodes[1].start();
+    c.wait_ready(&g1, Duration::from_secs(60)).await;
+    // The retry with the same key is applied once, whether or not the first
+    // attempt reached the log.
+    let retry = |key: &'static str| {
+        let (c, g1, alice, event) = (&c, &g1, &alice, &event);
+        async move {
+            call(
+                &c.client,
+                Method::POST,
+                &format!("{g1}/v1/events/{event}/holds"),
+                Some(alice),
+                Some(json!({"seat_ids": ["Floor-A-2"]})),
+                Some(key),
+            )
+            .await
+        }
+    };
+    let (s1, h1) = retry("during-outage").await;
+    let (s2, h2) = retry("during-outage").await;
+    assert_eq!((s1, s2), (201, 201), "{h1} {h2}");
+    assert_eq!(h1, h2);
+    let (s, b) = call(
+        &c.client,
+        Method::GET,
+        &format!("{g1}/v1/bookings/{}", booked["booking_id"].as_str().unwrap()),
+        Some(&alice),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("confirmed")));
+}
