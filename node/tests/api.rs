@@ -103,6 +103,9 @@ async fn catalog_auth_and_browse_routes() {
     // Operations.
     assert_eq!(api.req(Method::GET, "/healthz", None, None).await.0, 200);
     assert_eq!(api.req(Method::GET, "/readyz", None, None).await.0, 200);
+    let (s, doc) = api.req(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(s, 200);
+    assert!(doc["paths"]["/v1/bookings"]["post"].is_object(), "{doc}");
     let (s, v) = api.req(Method::GET, "/nope", None, None).await;
     assert_eq!((s, code(&v)), (404, "not_found"));
 

@@ -37,6 +37,7 @@ use raft::{ClusterClient, Consistency, Query};
 use statemachine::{Applied, Command, Millis, Op};
 
 pub use http::ApiError;
+pub use routes::openapi_pretty;
 
 use crate::gateway::auth::Auth;
 use crate::gateway::payments::PaymentProvider;

@@ -40,6 +40,7 @@ pub(super) fn router(gw: Gateway, body_bytes_max: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi_json))
         .route("/v1/dev/token", post(dev_token))
         .route("/v1/admin/venues", post(create_venue))
         .route("/v1/admin/events", post(create_event))
@@ -101,10 +102,27 @@ fn wrong_answer() -> ApiError {
 
 // ---- operations ----
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "the process is up")
+    )
+)]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "a leader is reachable for every region"),
+        (status = 503, description = "some region has no reachable leader", body = ErrorBody)
+    )
+)]
 async fn readyz(State(gw): State<Gateway>) -> Response {
     let mut groups = serde_json::Map::new();
     let mut ready = true;
@@ -122,6 +140,14 @@ async fn readyz(State(gw): State<Gateway>) -> Response {
     response
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "Prometheus text")
+    )
+)]
 async fn metrics_text(State(gw): State<Gateway>) -> Response {
     match gw.metrics_text() {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
@@ -129,7 +155,7 @@ async fn metrics_text(State(gw): State<Gateway>) -> Response {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DevTokenReq {
     user_id: String,
@@ -146,6 +172,17 @@ fn check_user_id(field: &str, user: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/dev/token",
+    tag = "Dev",
+    request_body = DevTokenReq,
+    responses(
+        (status = 200, description = "`{\"token\"}`"),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 404, description = "not in dev mode", body = ErrorBody)
+    )
+)]
 async fn dev_token(State(gw): State<Gateway>, ApiJson(req): ApiJson<DevTokenReq>) -> ApiResult {
     if !gw.dev_mode() {
         return Err(not_found().await);
@@ -160,6 +197,17 @@ async fn dev_token(State(gw): State<Gateway>, ApiJson(req): ApiJson<DevTokenReq>
     ok(json!({"token": token, "expires_in_secs": DEV_TOKEN_TTL_SECS}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/cluster",
+    tag = "Admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"nodes\", \"groups\": [{\"region\", \"leader\", \"term\", \"members\", \"commit_index\", \"applied_index\"}]}`"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody)
+    )
+)]
 async fn cluster(State(gw): State<Gateway>, caller: Caller) -> ApiResult {
     caller.require("admin")?;
     let mut nodes = Vec::new();
@@ -211,7 +259,7 @@ async fn cluster(State(gw): State<Gateway>, caller: Caller) -> ApiResult {
 
 // ---- catalog ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VenueReq {
     name: String,
@@ -224,7 +272,7 @@ struct VenueReq {
     accessible_seats: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SectionReq {
     name: String,
@@ -232,13 +280,26 @@ struct SectionReq {
     rows: Vec<RowReq>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RowReq {
     label: String,
     seats: u32,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/venues",
+    tag = "Admin",
+    request_body = VenueReq,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "`{\"venue_id\"}`"),
+        (status = 400, description = "invalid_layout, invalid_region, invalid_request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody)
+    )
+)]
 async fn create_venue(
     State(gw): State<Gateway>,
     caller: Caller,
@@ -272,7 +333,7 @@ async fn create_venue(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EventReq {
     venue_id: String,
@@ -296,14 +357,14 @@ struct EventReq {
     waiting_room: Option<WaitingRoomReq>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TierReq {
     min_hours_before: u32,
     percent: u8,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WaitingRoomReq {
     enabled: bool,
@@ -341,6 +402,20 @@ fn event_kind(kind: &str) -> Result<EventKind, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/events",
+    tag = "Admin",
+    request_body = EventReq,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "`{\"event_id\"}`"),
+        (status = 400, description = "invalid_event, invalid_request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 404, description = "venue_not_found", body = ErrorBody)
+    )
+)]
 async fn create_event(
     State(gw): State<Gateway>,
     caller: Caller,
@@ -389,7 +464,8 @@ async fn create_event(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
     q: Option<String>,
@@ -407,6 +483,16 @@ fn nonempty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.trim().is_empty())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "Browse",
+    params(ListParams),
+    responses(
+        (status = 200, description = "`{\"events\": [{\"event_id\", \"title\", \"kind\", \"city\", \"venue_name\", \"starts_at\", \"min_price\", \"available\"}], \"next_cursor\"}`"),
+        (status = 400, description = "invalid_request", body = ErrorBody)
+    )
+)]
 async fn list_events(
     State(gw): State<Gateway>,
     params: Result<UrlQuery<ListParams>, axum::extract::rejection::QueryRejection>,
@@ -452,6 +538,16 @@ fn event_id(gw: &Gateway, id: &str) -> Result<(u64, EventId), ApiError> {
     Ok((group, EventId(n)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}",
+    tag = "Browse",
+    params(("event_id" = String, Path, description = "external id")),
+    responses(
+        (status = 200, description = "event details with prices and availability per category"),
+        (status = 404, description = "event_not_found", body = ErrorBody)
+    )
+)]
 async fn event_details(State(gw): State<Gateway>, Path(id): Path<String>) -> ApiResult {
     let (group, event) = event_id(&gw, &id)?;
     match gw.read(group, Query::Event(event)).await? {
@@ -461,6 +557,16 @@ async fn event_details(State(gw): State<Gateway>, Path(id): Path<String>) -> Api
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/seats",
+    tag = "Browse",
+    params(("event_id" = String, Path, description = "external id")),
+    responses(
+        (status = 200, description = "linearizable seat map `{\"event_id\", \"as_of_index\", \"seats\"}`"),
+        (status = 404, description = "event_not_found", body = ErrorBody)
+    )
+)]
 async fn seat_map(State(gw): State<Gateway>, Path(id): Path<String>) -> ApiResult {
     let (group, event) = event_id(&gw, &id)?;
     match gw.read_indexed(group, Query::SeatMap(event)).await?.answer {
@@ -472,7 +578,7 @@ async fn seat_map(State(gw): State<Gateway>, Path(id): Path<String>) -> ApiResul
 
 // ---- holds ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HoldReq {
     #[serde(default)]
@@ -481,7 +587,7 @@ struct HoldReq {
     best_available: Option<BestReq>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BestReq {
     count: u32,
@@ -492,6 +598,24 @@ struct BestReq {
     accessible: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/holds",
+    tag = "Holds",
+    request_body = HoldReq,
+    params(("event_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "`{\"hold_id\", \"event_id\", \"seat_ids\", \"expires_at\", \"total_price\", \"currency\"}`"),
+        (status = 400, description = "invalid_seats, too_many_seats, invalid_request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "queue_required", body = ErrorBody),
+        (status = 404, description = "event_not_found", body = ErrorBody),
+        (status = 409, description = "seats_unavailable, hold_limit, not_on_sale, sold_out", body = ErrorBody),
+        (status = 429, description = "rate_limited", body = ErrorBody),
+        (status = 503, description = "unavailable", body = ErrorBody)
+    )
+)]
 async fn create_hold(
     State(gw): State<Gateway>,
     caller: Caller,
@@ -523,6 +647,16 @@ async fn create_hold(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/holds",
+    tag = "Holds",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"holds\": [...]}` live holds, waitlist offers included"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody)
+    )
+)]
 async fn my_holds(State(gw): State<Gateway>, caller: Caller) -> ApiResult {
     let mut holds = Vec::new();
     for group in gw.groups() {
@@ -542,6 +676,19 @@ fn hold_id(gw: &Gateway, id: &str) -> Result<(u64, HoldId), ApiError> {
     Ok((group, HoldId(n)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/holds/{hold_id}",
+    tag = "Holds",
+    params(("hold_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the hold"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "hold_not_found", body = ErrorBody)
+    )
+)]
 async fn get_hold(State(gw): State<Gateway>, caller: Caller, Path(id): Path<String>) -> ApiResult {
     let (group, hold) = hold_id(&gw, &id)?;
     match gw.read(group, Query::Hold(hold)).await? {
@@ -552,6 +699,20 @@ async fn get_hold(State(gw): State<Gateway>, caller: Caller, Path(id): Path<Stri
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/holds/{hold_id}",
+    tag = "Holds",
+    params(("hold_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "released; the seats are available"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "hold_not_found", body = ErrorBody),
+        (status = 409, description = "hold_confirmed", body = ErrorBody)
+    )
+)]
 async fn release_hold(State(gw): State<Gateway>, caller: Caller, key: IdemKey, Path(id): Path<String>) -> ApiResult {
     let (group, hold) = hold_id(&gw, &id)?;
     let op = Op::ReleaseHold { hold, user: caller.user.clone() };
@@ -564,19 +725,37 @@ async fn release_hold(State(gw): State<Gateway>, caller: Caller, key: IdemKey, P
 
 // ---- bookings ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BookingReq {
     hold_id: String,
     payment: PaymentReq,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentReq {
     token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/bookings",
+    tag = "Bookings",
+    request_body = BookingReq,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "`{\"booking_id\", \"status\": \"confirmed\", \"event_id\", \"seat_ids\", \"total_price\", \"currency\", \"tickets\"}`"),
+        (status = 202, description = "`{\"booking_id\", \"status\": \"pending\"}`: the charge is being reconciled"),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 402, description = "payment_declined", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "hold_not_found", body = ErrorBody),
+        (status = 409, description = "seats_lost, hold_confirmed", body = ErrorBody),
+        (status = 410, description = "hold_expired", body = ErrorBody)
+    )
+)]
 async fn create_booking(
     State(gw): State<Gateway>,
     caller: Caller,
@@ -597,6 +776,19 @@ fn booking_id(gw: &Gateway, id: &str) -> Result<(u64, BookingId), ApiError> {
     Ok((group, BookingId(n)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/bookings/{booking_id}",
+    tag = "Bookings",
+    params(("booking_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the booking (pending, confirmed, cancelled)"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "booking_not_found", body = ErrorBody)
+    )
+)]
 async fn get_booking(State(gw): State<Gateway>, caller: Caller, Path(id): Path<String>) -> ApiResult {
     let (group, booking) = booking_id(&gw, &id)?;
     match gw.read(group, Query::Booking(booking)).await? {
@@ -609,6 +801,16 @@ async fn get_booking(State(gw): State<Gateway>, caller: Caller, Path(id): Path<S
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me/bookings",
+    tag = "Bookings",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"bookings\": [...]}`"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody)
+    )
+)]
 async fn my_bookings(State(gw): State<Gateway>, caller: Caller) -> ApiResult {
     let mut bookings = Vec::new();
     for group in gw.groups() {
@@ -620,6 +822,20 @@ async fn my_bookings(State(gw): State<Gateway>, caller: Caller) -> ApiResult {
     ok(json!({"bookings": bookings}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{booking_id}/cancel",
+    tag = "Bookings",
+    params(("booking_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"booking_id\", \"status\": \"cancelled\", \"refund_percent\", \"refund_amount\"}`"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "booking_not_found", body = ErrorBody),
+        (status = 409, description = "cancellation_closed, already_cancelled", body = ErrorBody)
+    )
+)]
 async fn cancel_booking(State(gw): State<Gateway>, caller: Caller, key: IdemKey, Path(id): Path<String>) -> ApiResult {
     let (group, booking) = booking_id(&gw, &id)?;
     let op = Op::CancelBooking { booking, user: caller.user.clone() };
@@ -637,6 +853,14 @@ async fn cancel_booking(State(gw): State<Gateway>, caller: Caller, key: IdemKey,
 
 // ---- tickets ----
 
+#[utoipa::path(
+    get,
+    path = "/v1/tickets/public-key",
+    tag = "Tickets",
+    responses(
+        (status = 200, description = "the Ed25519 key that verifies ticket payloads")
+    )
+)]
 async fn public_key(State(gw): State<Gateway>) -> Json<Value> {
     Json(json!({"algorithm": "Ed25519", "public_key": gw.signer().public_key_b64(), "encoding": "base64url"}))
 }
@@ -672,23 +896,65 @@ async fn ticket_for(
     Ok((group, view, payload))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tickets/{ticket_id}",
+    tag = "Tickets",
+    params(("ticket_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the ticket with its signed qr_payload"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not the holder", body = ErrorBody),
+        (status = 404, description = "ticket_not_found", body = ErrorBody)
+    )
+)]
 async fn get_ticket(State(gw): State<Gateway>, caller: Caller, Path(id): Path<String>) -> ApiResult {
     let (group, view, payload) = ticket_for(&gw, &caller, &id).await?;
     ok(views::ticket(group, &view, &payload))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tickets/{ticket_id}/qr.svg",
+    tag = "Tickets",
+    params(("ticket_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the QR code as SVG"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not the holder", body = ErrorBody),
+        (status = 404, description = "ticket_not_found", body = ErrorBody)
+    )
+)]
 async fn ticket_qr(State(gw): State<Gateway>, caller: Caller, Path(id): Path<String>) -> ApiResult {
     let (_, _, payload) = ticket_for(&gw, &caller, &id).await?;
     let svg = super::tickets::qr_svg(&payload).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TransferReq {
     to_user: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tickets/{ticket_id}/transfer",
+    tag = "Tickets",
+    request_body = TransferReq,
+    params(("ticket_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the ticket with its new version and qr_payload"),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not the holder", body = ErrorBody),
+        (status = 404, description = "ticket_not_found", body = ErrorBody),
+        (status = 409, description = "ticket_used", body = ErrorBody)
+    )
+)]
 async fn transfer_ticket(
     State(gw): State<Gateway>,
     caller: Caller,
@@ -724,12 +990,26 @@ async fn transfer_ticket(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckinReq {
     qr_payload: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/checkin",
+    tag = "Tickets",
+    request_body = CheckinReq,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"ticket_id\", \"seat_id\", \"event_id\"}`"),
+        (status = 400, description = "invalid_ticket", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not a scanner", body = ErrorBody),
+        (status = 409, description = "already_checked_in", body = ErrorBody)
+    )
+)]
 async fn checkin(
     State(gw): State<Gateway>,
     caller: Caller,
@@ -758,13 +1038,28 @@ async fn checkin(
 
 // ---- waitlist ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WaitlistReq {
     count: u32,
     category: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/waitlist",
+    tag = "Waitlist",
+    request_body = WaitlistReq,
+    params(("event_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "`{\"waitlist_id\", \"position\"}`"),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 404, description = "event_not_found", body = ErrorBody),
+        (status = 409, description = "not_sold_out, already_waitlisted", body = ErrorBody)
+    )
+)]
 async fn join_waitlist(
     State(gw): State<Gateway>,
     caller: Caller,
@@ -783,6 +1078,19 @@ async fn join_waitlist(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/waitlist/{waitlist_id}",
+    tag = "Waitlist",
+    params(("waitlist_id" = String, Path, description = "external id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "left the waitlist"),
+        (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "not the owner", body = ErrorBody),
+        (status = 404, description = "waitlist_not_found", body = ErrorBody)
+    )
+)]
 async fn leave_waitlist(State(gw): State<Gateway>, caller: Caller, key: IdemKey, Path(id): Path<String>) -> ApiResult {
     let (group, n) = WAITLIST.parse_or_404(&id)?;
     let group = gw.known_group(group, ApiError::not_found("waitlist_not_found", "no such entry"))?;
@@ -792,4 +1100,57 @@ async fn leave_waitlist(State(gw): State<Gateway>, caller: Caller, key: IdemKey,
         Ok(_) => Err(wrong_answer()),
         Err(r) => Err(rejection(r, group)),
     }
+}
+
+/// An error answer, as every route gives it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    /// Machine code (`seats_unavailable`, ...).
+    code: String,
+    /// Human text.
+    message: String,
+    /// Code-specific details.
+    #[schema(value_type = Object)]
+    details: Value,
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The OpenAPI document of the gateway, generated from the handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Ticketing gateway API", version = "1", description = "The HTTP API of ../shared/api-contract.md."),
+    modifiers(&BearerAuth),
+    paths(
+        healthz, readyz, metrics_text, openapi_json, dev_token, cluster, create_venue, create_event, list_events,
+        event_details, seat_map, super::stream::seat_stream, create_hold, my_holds, get_hold, release_hold,
+        create_booking, my_bookings, get_booking, cancel_booking, public_key, get_ticket, ticket_qr, transfer_ticket,
+        checkin, join_waitlist, leave_waitlist
+    ),
+    components(schemas(ErrorBody))
+)]
+pub(crate) struct ApiDoc;
+
+#[utoipa::path(get, path = "/openapi.json", tag = "Operations", responses((status = 200, description = "this document")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
+/// The document as committed in `node/openapi.json`.
+pub fn openapi_pretty() -> String {
+    <ApiDoc as utoipa::OpenApi>::openapi().to_pretty_json().expect("the document serializes")
 }

@@ -40,6 +40,21 @@ fn seat_event(seat: &str, status: &str, index: u64, last_of_entry: bool) -> Even
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/seats/stream",
+    tag = "Browse",
+    params(
+        ("event_id" = String, Path, description = "external id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "resume after this log index")
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream` of `event: seat` with `id: <log index>` and `data: {\"seat_id\", \"status\", \"index\"}`"),
+        (status = 400, description = "invalid_request", body = super::routes::ErrorBody),
+        (status = 404, description = "event_not_found", body = super::routes::ErrorBody),
+        (status = 503, description = "too_many_streams", body = super::routes::ErrorBody)
+    )
+)]
 pub(crate) async fn seat_stream(
     State(gw): State<Gateway>,
     Path(id): Path<String>,
