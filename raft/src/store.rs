@@ -191,7 +191,9 @@ impl NodeStore {
             Some(bytes) => {
                 let owner: u64 = decode(&bytes)?;
                 if owner != id {
-                    return Err(io::Error::other(format!("this data directory belongs to node {owner}, not node {id}")));
+                    return Err(io::Error::other(format!(
+                        "this data directory belongs to node {owner}, not node {id}"
+                    )));
                 }
                 Ok(())
             }
