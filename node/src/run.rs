@@ -92,6 +92,11 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + S
                 user_burst_max: g.user_burst_max,
                 metrics: metrics.clone(),
                 payment_grace_ms: g.payment_grace_ms,
+                webhooks: (!g.webhooks.is_empty()).then(|| gateway::notify::Webhooks {
+                    urls: g.webhooks.clone(),
+                    secret: g.webhook_secret.clone().unwrap_or_default(),
+                    state_dir: config.node.data_dir.join("webhooks"),
+                }),
             })
             .map_err(|e| anyhow::anyhow!("starting the gateway: {}", e.message))?;
             tasks.extend(gw.spawn_background(stop_rx.clone()));

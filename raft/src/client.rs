@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use proto::raft_v1::shard_client::ShardClient;
 use proto::raft_v1::{
     AddLearnerRequest, ChangeVotersRequest, Empty, GroupRequest, InitializeRequest, Member, ProposeRequest,
-    ReadConsistency, ReadRequest, TransferLeaderRequest, WatchSeatsRequest,
+    ReadConsistency, ReadRequest, TransferLeaderRequest, WatchEventsRequest, WatchSeatsRequest,
 };
 use statemachine::{Applied, Command};
 use tonic::metadata::MetadataValue;
@@ -412,6 +412,51 @@ impl ClusterClient {
             request.metadata_mut().remove("grpc-timeout");
             match client.watch_seats(request).await {
                 Ok(response) => return Ok(WatchStream { inner: response.into_inner() }),
+                Err(s) if s.code() == Code::Unauthenticated => return Err(ClientError::Unauthenticated),
+                Err(s) => last = format!("{addr}: {}", s.message()),
+            }
+        }
+        Err(ClientError::Unavailable { group, reason: last })
+    }
+}
+
+/// What an event watch delivers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventWatch {
+    /// Entries' notifiable events, in log order: (index, events).
+    Events(Vec<(u64, Vec<statemachine::DomainEvent>)>),
+    /// The events after the requested index are gone.
+    Gap,
+}
+
+/// A stream of notifiable events from one replica.
+pub struct EventStream {
+    inner: tonic::Streaming<proto::raft_v1::DomainEvents>,
+}
+
+impl EventStream {
+    /// The next delivery, or `None` when the stream ended.
+    pub async fn next(&mut self) -> Option<EventWatch> {
+        match self.inner.message().await {
+            Ok(Some(m)) if m.gap => Some(EventWatch::Gap),
+            Ok(Some(m)) => postcard::from_bytes(&m.entries).ok().map(EventWatch::Events),
+            Ok(None) | Err(_) => None,
+        }
+    }
+}
+
+impl ClusterClient {
+    /// Watches the notifiable events of `group` after `after`.
+    pub async fn watch_events(&self, group: GroupId, after: u64) -> Result<EventStream, ClientError> {
+        let mut last = String::from("no replica tried");
+        let start = self.cached_leader(group).into_iter();
+        for addr in start.chain(self.inner.seeds.iter().cloned()) {
+            let mut client = self.client(&addr)?;
+            let mut request =
+                self.request(WatchEventsRequest { group_id: group, after_index: after }, self.inner.attempt_timeout);
+            request.metadata_mut().remove("grpc-timeout");
+            match client.watch_events(request).await {
+                Ok(response) => return Ok(EventStream { inner: response.into_inner() }),
                 Err(s) if s.code() == Code::Unauthenticated => return Err(ClientError::Unauthenticated),
                 Err(s) => last = format!("{addr}: {}", s.message()),
             }

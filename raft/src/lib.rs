@@ -18,6 +18,7 @@
 //! one crate.
 
 mod client;
+mod events;
 mod feed;
 mod network;
 mod node;
@@ -27,7 +28,8 @@ mod sm;
 mod store;
 mod types;
 
-pub use client::{ClientError, ClusterClient, Consistency, NodeStatus, Watch, WatchStream};
+pub use client::{ClientError, ClusterClient, Consistency, EventStream, EventWatch, NodeStatus, Watch, WatchStream};
+pub use events::{IndexedEvents, EVENTS_KEPT_MAX};
 pub use feed::{SeatChange, FEED_CHANGES_MAX};
 pub use node::{GroupStatus, NodeConfig, NodeError, RaftNode};
 pub use query::{answer, Answer, Query, ReadReply, EVENTS_PAGE_MAX, INTENTS_PAGE_MAX};

@@ -24,6 +24,9 @@ use crate::store::NodeStore;
 use crate::types::{CmdResp, GroupId, LogCmd, PeerNode};
 use crate::ShardRaft;
 
+/// How long shutdown waits for gRPC calls in flight before cutting them.
+const SERVER_DRAIN: Duration = Duration::from_secs(2);
+
 /// How a node runs its groups.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -407,6 +410,11 @@ impl RaftNode {
         Ok(self.state(group)?.feed().resume(event, after))
     }
 
+    /// The notifiable events after `after` from this replica's feed.
+    pub(crate) fn watch_events(&self, group: GroupId, after: u64) -> Result<crate::events::EventsResume, NodeError> {
+        Ok(self.state(group)?.events().resume(after))
+    }
+
     /// Index of the last entry this replica applied.
     pub fn applied_index(&self, group: GroupId) -> Result<u64, NodeError> {
         Ok(self.state(group)?.applied_index())
@@ -509,9 +517,14 @@ impl RaftNode {
     /// Stops serving: the gRPC server first, then every group.
     pub async fn shutdown(&self) {
         let server = self.server.write().expect("server lock poisoned").take();
-        if let Some((stop, handle)) = server {
+        if let Some((stop, mut handle)) = server {
             let _ = stop.send(());
-            let _ = handle.await;
+            // A graceful stop waits for calls in flight, and watch streams
+            // never end by themselves: give calls a moment, then cut them.
+            if tokio::time::timeout(SERVER_DRAIN, &mut handle).await.is_err() {
+                handle.abort();
+                let _ = handle.await;
+            }
         }
         let hosted: Vec<Group> = self.hosted.write().expect("hosted lock poisoned").drain().map(|(_, g)| g).collect();
         self.groups.write().expect("groups lock poisoned").clear();

@@ -9,7 +9,7 @@ use proto::raft_v1::shard_server::Shard;
 use proto::raft_v1::{
     AddLearnerRequest, ChangeVotersRequest, Empty, GroupRequest, GroupStatus as GroupStatusMsg, InitializeRequest,
     Member, NodeStatusReply, ProposeReply, ProposeRequest, ReadConsistency, ReadReply, ReadRequest, SeatChanges,
-    TransferLeaderRequest, WatchSeatsRequest,
+    TransferLeaderRequest, WatchEventsRequest, WatchSeatsRequest,
 };
 use statemachine::Command;
 use tonic::metadata::MetadataValue;
@@ -109,10 +109,54 @@ fn chunks(changes: Vec<crate::feed::SeatChange>) -> Vec<SeatChanges> {
 }
 
 type WatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<SeatChanges, Status>> + Send>>;
+type EventsStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<proto::raft_v1::DomainEvents, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Shard for ShardService {
     type WatchSeatsStream = WatchStream;
+    type WatchEventsStream = EventsStream;
+
+    async fn watch_events(&self, request: Request<WatchEventsRequest>) -> Result<Response<EventsStream>, Status> {
+        use crate::events::EventsResume;
+        use proto::raft_v1::DomainEvents;
+        let node = self.node(&request)?;
+        let msg = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<DomainEvents, Status>>(64);
+        let encode = |entries: &[(u64, Vec<statemachine::DomainEvent>)]| DomainEvents {
+            entries: postcard::to_allocvec(entries).expect("encoding to memory cannot fail"),
+            gap: false,
+        };
+        match node.watch_events(msg.group_id, msg.after_index).map_err(to_status)? {
+            EventsResume::Gap => {
+                let _ = tx.send(Ok(DomainEvents { entries: Vec::new(), gap: true })).await;
+            }
+            EventsResume::Events(past, mut live) => {
+                tokio::spawn(async move {
+                    for chunk in past.chunks(256) {
+                        let entries: Vec<_> = chunk.iter().map(|e| (e.0, e.1.clone())).collect();
+                        if tx.send(Ok(encode(&entries))).await.is_err() {
+                            return;
+                        }
+                    }
+                    loop {
+                        match live.recv().await {
+                            Ok(entry) => {
+                                if tx.send(Ok(encode(&[(entry.0, entry.1.clone())]))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                let _ = tx.send(Ok(DomainEvents { entries: Vec::new(), gap: true })).await;
+                                return;
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        }
+                    }
+                });
+            }
+        }
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
 
     async fn watch_seats(&self, request: Request<WatchSeatsRequest>) -> Result<Response<WatchStream>, Status> {
         use crate::feed::Resume;

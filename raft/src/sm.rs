@@ -41,6 +41,7 @@ pub struct ShardSm {
 pub struct ShardState {
     inner: Arc<RwLock<Applied>>,
     feed: Arc<crate::feed::Feed>,
+    events: Arc<crate::events::EventFeed>,
 }
 
 impl ShardState {
@@ -52,6 +53,11 @@ impl ShardState {
     /// The group's seat-change feed.
     pub(crate) fn feed(&self) -> &crate::feed::Feed {
         &self.feed
+    }
+
+    /// The group's notification feed.
+    pub(crate) fn events(&self) -> &crate::events::EventFeed {
+        &self.events
     }
 
     /// Index of the last applied entry (0 before any).
@@ -69,7 +75,8 @@ impl ShardSm {
         let applied =
             Applied { state: State::new(limits), last_applied: None, membership: StoredMembership::default() };
         let feed = Arc::new(crate::feed::Feed::new(0));
-        ShardSm { store, group, shared: ShardState { inner: Arc::new(RwLock::new(applied)), feed } }
+        let events = Arc::new(crate::events::EventFeed::new(0));
+        ShardSm { store, group, shared: ShardState { inner: Arc::new(RwLock::new(applied)), feed, events } }
     }
 
     /// A read handle.
@@ -153,6 +160,7 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
                             crate::feed::changes(ctx.index, event, &mut changes);
                             count_event(event);
                         }
+                        self.shared.events.push(ctx.index, &result.events);
                         CmdResp::Applied(result)
                     }
                 };
@@ -189,6 +197,7 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
         // The changes a snapshot skips are not known: readers behind it
         // start over from a full seat map.
         self.shared.feed.reset(meta.last_log_id.map_or(0, |id| id.index));
+        self.shared.events.reset(meta.last_log_id.map_or(0, |id| id.index));
         Ok(())
     }
 

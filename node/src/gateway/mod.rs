@@ -17,6 +17,7 @@ pub mod auth;
 mod catalog;
 mod http;
 mod ids;
+pub mod notify;
 pub mod payments;
 mod routes;
 mod saga;
@@ -68,6 +69,8 @@ pub struct GatewaySettings {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Age at which a pending payment is reconciled.
     pub payment_grace_ms: u64,
+    /// Webhooks for domain events (the log sink is always on).
+    pub webhooks: Option<notify::Webhooks>,
 }
 
 /// A running gateway's shared state. Cheap to clone.
@@ -89,6 +92,7 @@ struct Inner {
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     payment_grace_ms: u64,
     streams: Arc<tokio::sync::Semaphore>,
+    webhooks: Option<notify::Webhooks>,
 }
 
 fn wall_ms() -> Millis {
@@ -115,6 +119,7 @@ impl Gateway {
                 metrics: settings.metrics,
                 payment_grace_ms: settings.payment_grace_ms,
                 streams: Arc::new(tokio::sync::Semaphore::new(stream::STREAMS_MAX)),
+                webhooks: settings.webhooks,
             }),
         })
     }
@@ -240,6 +245,10 @@ impl Gateway {
                 }
             }
         }));
+        for group in self.groups() {
+            let hooks = self.inner.webhooks.clone();
+            tasks.push(tokio::spawn(notify::run_group(self.clone(), hooks, group, stop.clone())));
+        }
         let gw = self.clone();
         let mut s = stop;
         tasks.push(tokio::spawn(async move {

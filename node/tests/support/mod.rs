@@ -82,6 +82,11 @@ pub struct Cluster {
 /// Writes the configs of a `n`-node cluster (node 1 bootstraps; every node
 /// runs a gateway) and starts it.
 pub fn cluster(n: u64, demo: bool) -> Cluster {
+    cluster_with(n, demo, "")
+}
+
+/// [`cluster`] with extra `[gateway]` keys for node 1.
+pub fn cluster_with(n: u64, demo: bool, node1_gateway: &str) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let grpc: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let http: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -105,6 +110,9 @@ pub fn cluster(n: u64, demo: bool) -> Cluster {
              dev_mode = true\nuser_requests_per_sec = 1000\nuser_burst_max = 1000\npayment_timeout_ms = 200\npayment_grace_ms = 1000\n",
             http[i as usize]
         ));
+        if id == 1 {
+            text.push_str(node1_gateway);
+        }
         let config = dir.path().join(format!("node{id}.toml"));
         std::fs::write(&config, text).unwrap();
         let mut node = Node { id, config, log: dir.path().join(format!("node{id}.log")), child: None };
