@@ -262,7 +262,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 }
 
 /// The server side: routes each call to the group it names.
+/// When each group last accepted an append from a current leader.
+pub(crate) type LeaderContact = Arc<Mutex<HashMap<GroupId, std::time::Instant>>>;
+
 pub(crate) struct TransportService {
+    pub(crate) contact: LeaderContact,
     pub(crate) node_id: u64,
     pub(crate) groups: Groups,
     pub(crate) secret: Arc<str>,
@@ -309,8 +313,14 @@ fn fatal(e: impl std::fmt::Display) -> Status {
 impl RaftTransport for TransportService {
     async fn append(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let raft = self.route(&request)?;
+        let group = request.get_ref().group_id;
         let rpc: AppendEntriesRequest<TypeConfig> = body(&request)?;
-        reply(&raft.append_entries(rpc).await.map_err(fatal)?)
+        let response = raft.append_entries(rpc).await.map_err(fatal)?;
+        // Anything but a higher vote means the sender leads the current term.
+        if !matches!(response, AppendEntriesResponse::HigherVote(_)) {
+            self.contact.lock().expect("contact lock poisoned").insert(group, std::time::Instant::now());
+        }
+        reply(&response)
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

@@ -160,6 +160,7 @@ pub struct RaftNode {
     raft_config: Arc<Config>,
     clock: Arc<LeaderClock>,
     server: RwLock<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+    contact: crate::network::LeaderContact,
 }
 
 /// The time a leader stamps on entries: the wall clock, but never behind a
@@ -206,6 +207,7 @@ impl RaftNode {
             raft_config: Arc::new(raft_config),
             clock: Arc::new(LeaderClock::default()),
             server: RwLock::new(None),
+            contact: Default::default(),
             config,
         });
         node.serve().await?;
@@ -214,6 +216,7 @@ impl RaftNode {
 
     async fn serve(self: &Arc<Self>) -> Result<(), NodeError> {
         let service = TransportService {
+            contact: Arc::clone(&self.contact),
             node_id: self.config.id,
             groups: Arc::clone(&self.groups),
             secret: Arc::from(self.config.secret.as_str()),
@@ -374,17 +377,33 @@ impl RaftNode {
         .await
     }
 
-    /// Answers `query` from this replica's applied state, without a round
-    /// trip, if the replica knows a leader and has applied all but at most
-    /// `lag_entries_max` of the entries it knows to be committed. The bound
-    /// holds as of the replica's last contact with the leader: a replica cut
-    /// off from its leader for longer than an election timeout stops knowing
-    /// one and refuses.
+    /// Answers `query` from this follower's applied state, without a round
+    /// trip, if it accepted an append from its leader within the last
+    /// election timeout (`election_timeout_ms_min`) and has applied all but
+    /// at most `lag_entries_max` of the entries it knows to be committed.
+    /// So the answer is at most that many entries, and about an election
+    /// timeout, behind the leader.
     pub fn follower_query(&self, group: GroupId, query: &Query, lag_entries_max: u64) -> Result<ReadReply, NodeError> {
         let status = self.status(group)?;
         let Some(leader) = status.leader else {
             return Err(NodeError::NoQuorum(group));
         };
+        // The commit index this replica knows is only as fresh as its last
+        // contact with the leader: beyond an election timeout, refuse. (A
+        // leader answering for itself has just confirmed nothing either, so
+        // it reads through ReadIndex instead.)
+        if leader == self.config.id {
+            return Err(NodeError::NotLeader { group, leader: None });
+        }
+        let fresh = self
+            .contact
+            .lock()
+            .expect("contact lock poisoned")
+            .get(&group)
+            .is_some_and(|at| at.elapsed() < Duration::from_millis(self.config.election_timeout_ms_min));
+        if !fresh {
+            return Err(NodeError::NoQuorum(group));
+        }
         if status.applied_index.saturating_add(lag_entries_max) < status.commit_index {
             let addr = status.members.iter().find(|(id, _)| *id == leader).map(|(_, a)| a.clone());
             return Err(NodeError::NotLeader { group, leader: addr.map(|a| (leader, a)) });

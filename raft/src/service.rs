@@ -214,6 +214,10 @@ impl Shard for ShardService {
             postcard::from_bytes(&msg.query).map_err(|e| bad_request(format!("undecodable query: {e}")))?;
         let reply = match ReadConsistency::try_from(msg.consistency) {
             Ok(ReadConsistency::Linearizable) => node.query(msg.group_id, &query).await,
+            // The leader itself answers a follower read linearizably.
+            Ok(ReadConsistency::Follower) if node.leader(msg.group_id).map_err(to_status)? == Some(node.id()) => {
+                node.query(msg.group_id, &query).await
+            }
             Ok(ReadConsistency::Follower) => node.follower_query(msg.group_id, &query, msg.max_lag_entries),
             Err(_) => return Err(bad_request("unknown read consistency")),
         }

@@ -608,3 +608,34 @@ async fn the_shard_service_routes_to_the_leader_and_rides_out_a_failover() {
     assert_eq!(outsider.propose(GROUP, &hold2).await.unwrap_err(), ClientError::Unauthenticated);
     cluster.shutdown().await;
 }
+
+/// Follower reads answer from a replica's applied state within the lag
+/// bound, and a replica that lost its leader refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follower_reads_are_bounded_and_refused_without_a_leader() {
+    use raft::{Answer, Query};
+    let mut cluster = Cluster::start(&[GROUP], |_| {}).await;
+    let ev = event(&cluster, GROUP).await;
+    let h = hold(&cluster, GROUP, ev, 1).await;
+    let leader = cluster.leader(GROUP).await;
+    let follower = (leader + 1) % 3;
+    let index = cluster.node(leader).applied_index(GROUP).unwrap();
+    cluster.wait_applied(follower, GROUP, index).await;
+    let reply = cluster.node(follower).follower_query(GROUP, &Query::Hold(h), 0).unwrap();
+    assert!(reply.applied_index >= index);
+    assert!(matches!(reply.answer, Answer::Hold(Some(ref v)) if v.id == h), "{:?}", reply.answer);
+    // Without its leader (and with the third node down, no new one), the
+    // replica stops knowing a leader and refuses.
+    let other = (leader + 2) % 3;
+    cluster.stop_node(leader).await;
+    cluster.stop_node(other).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match cluster.node(follower).follower_query(GROUP, &Query::Fingerprint, 0) {
+            Err(NodeError::NoQuorum(_)) => break,
+            Ok(_) | Err(_) => assert!(Instant::now() < deadline, "a leaderless replica kept serving follower reads"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.shutdown().await;
+}
