@@ -27,7 +27,13 @@ const LEADER_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs the node until `stop` resolves.
 pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    // Latencies as histograms (buckets in seconds), not summaries, so they
+    // aggregate across nodes.
+    let buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), &buckets)
+        .and_then(|b| b.install_recorder())
+        .ok();
     let peers = config.peers();
     let secret = config.cluster.secret.clone();
 

@@ -225,9 +225,29 @@ async fn catalog_auth_and_browse_routes() {
     assert_eq!(s, 200);
     assert_eq!(cl["groups"].as_array().unwrap().len(), 3);
     assert!(cl["groups"].as_array().unwrap().iter().all(|g| g["leader"].is_u64() && g["members"] == json!([1, 2, 3])));
-    let metrics = api.c.client.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap();
+    // Group metrics are published every second: poll a little.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let text = api.c.client.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap();
+        if text.contains("raft_log_entries_per_sync") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(metrics.contains("http_requests_total"), "{metrics}");
-    assert!(metrics.contains("http_request_duration_seconds"));
+    assert!(metrics.contains("http_request_duration_seconds_bucket"), "latency is a histogram");
+    for name in [
+        "raft_term",
+        "raft_leader",
+        "raft_commit_index",
+        "raft_applied_index",
+        "raft_proposals_total",
+        "raft_log_entries_per_sync",
+        "shard_holds_active",
+        "shard_domain_events_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
 
     // A body over the limit.
     let big = json!({"user_id": "x".repeat(70_000)});
