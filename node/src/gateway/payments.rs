@@ -72,6 +72,14 @@ pub enum PaymentError {
         /// Captured.
         captured: u64,
     },
+    /// A different refund was issued on this charge already.
+    #[error("already refunded {refunded}, asked to refund {asked}")]
+    AlreadyRefunded {
+        /// Refunded before.
+        refunded: u64,
+        /// Asked now.
+        asked: u64,
+    },
     /// The provider could not be reached.
     #[error("provider unavailable: {0}")]
     Unavailable(String),
@@ -197,9 +205,12 @@ impl PaymentProvider for SandboxProvider {
         if amount > c.captured {
             return Err(PaymentError::TooMuch { asked: amount, captured: c.captured });
         }
-        // One refund per charge: a repeat is the same refund.
+        // One refund per charge: a repeat of the same refund is a no-op, a
+        // different amount is refused rather than silently ignored.
         if c.refunded == 0 {
             c.refunded = amount;
+        } else if c.refunded != amount {
+            return Err(PaymentError::AlreadyRefunded { refunded: c.refunded, asked: amount });
         }
         Ok(())
     }
@@ -241,6 +252,7 @@ mod tests {
         p.refund("k", 500).await.unwrap();
         p.refund("k", 500).await.unwrap();
         assert_eq!(p.totals("k"), (500, 500), "refunded once");
+        assert!(matches!(p.refund("k", 100).await, Err(PaymentError::AlreadyRefunded { .. })));
         assert_eq!(p.lookup("k").await, LookupOutcome::Refunded { amount: 500 });
         assert!(matches!(p.refund("nope", 1).await, Err(PaymentError::NotCharged(_))));
         p.charge(&req("t", "tok_timeout")).await;

