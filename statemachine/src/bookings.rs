@@ -164,6 +164,7 @@ impl State {
         let labels = self.labels(event, &seats);
         let receipt = self.receipt_labelled(booking_id, labels.clone());
         fx.push(DomainEvent::SeatsBooked { event, booking: booking_id, user: user.to_string(), seats: labels });
+        self.room_user_booked(event, user);
         Ok(Outcome::Booked(receipt))
     }
 

@@ -142,6 +142,28 @@ pub enum Op {
         /// Must be the entry's owner.
         user: String,
     },
+    /// Users join an event's waiting room: one gateway's batch of joins, in
+    /// arrival order. Joining again keeps the first place.
+    JoinQueue {
+        /// The event.
+        event: EventId,
+        /// The users, in the order they arrived.
+        users: Vec<String>,
+        /// A random seed for the pre-queue draw, used only if this is the
+        /// room's first join before the sale opens.
+        seed: [u8; 32],
+    },
+    /// A load-activated room becomes active (hold requests exceeded its rate).
+    ActivateQueue {
+        /// The event.
+        event: EventId,
+    },
+    /// Draw pre-queues, admit users and close rooms by the entry's time
+    /// (the leader proposes this periodically).
+    AdvanceQueues {
+        /// Rooms examined at most.
+        events_max: u32,
+    },
 }
 
 impl Op {
@@ -149,7 +171,12 @@ impl Op {
     /// table. Expiry sweeps are idempotent by nature and would only crowd
     /// the table out.
     pub(crate) fn recorded(&self) -> bool {
-        !matches!(self, Op::ExpireHolds { .. })
+        // Joins, activations and advances are idempotent by nature: a repeat
+        // finds the first one's effect and changes nothing more.
+        !matches!(
+            self,
+            Op::ExpireHolds { .. } | Op::JoinQueue { .. } | Op::ActivateQueue { .. } | Op::AdvanceQueues { .. }
+        )
     }
 }
 

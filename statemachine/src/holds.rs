@@ -66,6 +66,7 @@ impl State {
         if !event.settings.on_sale(now) {
             return Err(Rejection::NotOnSale);
         }
+        self.check_admitted(event_id, user, now)?;
         self.touch(event_id, now, fx);
         // From here on a rejection must leave no trace but the expiry above,
         // which is no change at all in what anyone can observe.

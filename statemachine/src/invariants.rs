@@ -58,6 +58,11 @@ impl State {
         if self.ix.finished.len() > limits.holds_finished_max as usize {
             return Err(InvariantViolation("finished holds over their bound".into()));
         }
+        if self.ix.room_users > limits.rooms_users_max
+            || self.p.rooms.values().any(|r| r.users.len() > limits.room_users_max as usize)
+        {
+            return Err(InvariantViolation("waiting-room users over their bound".into()));
+        }
         Ok(())
     }
 
@@ -160,6 +165,12 @@ impl State {
         for (key, intent) in &p.intents {
             ensure!(intent.id == *key, "intent {key} is stored under another id");
         }
+        for (id, room) in &p.rooms {
+            let ev = p.events.get(id).ok_or(format!("waiting room of unknown event {id}"))?;
+            ensure!(ev.settings.waiting_room.is_some_and(|w| w.enabled), "event {id} has a room but none enabled");
+            room.check().map_err(|e| format!("waiting room of event {id}: {e}"))?;
+            ix.room_users += room.users.len() as u64;
+        }
         for ev in p.events.values_mut() {
             let layout = &p.venues[&ev.settings.venue].derived;
             ev.counts = vec![Counts::default(); layout.categories.len()];
@@ -187,8 +198,10 @@ fn describe_index_difference(have: &Indexes, want: &Indexes) -> String {
         "user_bookings"
     } else if have.user_waitlist != want.user_waitlist {
         "user_waitlist"
-    } else {
+    } else if have.dedup_order != want.dedup_order {
         "dedup_order"
+    } else {
+        "room_users"
     };
     format!("index {which} differs from a rebuild")
 }

@@ -14,6 +14,7 @@
 //! - `catalog`, `holds`, `bookings`, `tickets`, `waitlist`: the rules.
 //! - `snapshot`, `invariants`: encoding, restore and the invariant checker.
 //! - `query`: reads at a given time.
+//! - `queue`: waiting rooms (positions, the pre-queue draw, admission).
 
 mod best;
 mod bookings;
@@ -28,6 +29,7 @@ mod limits;
 mod outcome;
 mod planted;
 mod query;
+mod queue;
 mod records;
 mod snapshot;
 mod state;
@@ -53,6 +55,10 @@ pub use outcome::{
 pub use query::{
     BookingView, BookingViewStatus, EventView, HoldStatus, HoldView, IntentView, SeatMap, SeatStatus, SeatView,
     TicketView, VenueView, WaitlistView,
+};
+pub use queue::{
+    prequeue_key, user_digest, QueueAudit, QueuePhase, QueuePlace, QueueUserView, QueueView, UserDigest,
+    ADMISSION_STEP_MS_MIN,
 };
 pub use records::{BookingStatus, Counts, HoldState, IntentState, TicketStatus};
 pub use snapshot::SnapshotError;

@@ -50,6 +50,14 @@ pub struct Limits {
     pub dedup_age_secs_max: u64,
     /// Holds one expiry sweep may expire.
     pub sweep_holds_max: u32,
+    /// Users in one event's waiting room.
+    pub room_users_max: u32,
+    /// Users in all waiting rooms of the shard.
+    pub rooms_users_max: u64,
+    /// Users one join entry may carry.
+    pub room_join_users_max: u32,
+    /// Admission steps one room keeps apart (older ones merge).
+    pub room_steps_max: u32,
 }
 
 impl Default for Limits {
@@ -77,6 +85,10 @@ impl Default for Limits {
             dedup_entries_max: 500_000,
             dedup_age_secs_max: 24 * 3600,
             sweep_holds_max: 10_000,
+            room_users_max: 2_000_000,
+            rooms_users_max: 10_000_000,
+            room_join_users_max: 4_096,
+            room_steps_max: 16_384,
         }
     }
 }

@@ -177,6 +177,21 @@ pub enum Outcome {
         /// The entry.
         waitlist: WaitlistId,
     },
+    /// Users joined a waiting room: one place per user, in order.
+    QueueJoined {
+        /// Where each user is.
+        places: Vec<crate::queue::QueuePlace>,
+    },
+    /// A load-activated room is active.
+    QueueActivated {
+        /// Since when.
+        at_ms: Millis,
+    },
+    /// Rooms advanced.
+    QueuesAdvanced {
+        /// Users admitted by this entry.
+        admitted: u64,
+    },
 }
 
 /// Why a command changed nothing. These are expected outcomes, not faults.
@@ -334,6 +349,13 @@ pub enum Rejection {
     /// A shard-wide bound was reached.
     #[error("limit reached: {0}")]
     LimitReached(String),
+    /// The event has no waiting room.
+    #[error("the event has no waiting room")]
+    NoWaitingRoom,
+    /// The event's waiting room is active and has not admitted the user (or
+    /// the user's turn ended).
+    #[error("the waiting room has not admitted this user")]
+    QueueRequired,
 }
 
 impl DomainEvent {
@@ -391,6 +413,8 @@ impl Rejection {
             Rejection::WaitlistNotFound => "waitlist_not_found",
             Rejection::IdempotencyKeyReused => "idempotency_key_reused",
             Rejection::LimitReached(_) => "limit_reached",
+            Rejection::NoWaitingRoom => "no_waiting_room",
+            Rejection::QueueRequired => "queue_required",
         }
     }
 }

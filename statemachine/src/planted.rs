@@ -14,6 +14,10 @@ pub(crate) enum Bug {
     CounterDrift,
     /// The exactly-once table is never consulted.
     NoDedup,
+    /// Waiting-room admission ignores the cap on active shoppers.
+    RoomIgnoresCap,
+    /// Holds skip the waiting-room admission check.
+    RoomSkipsGate,
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@
 use crate::state::{Primary, State};
 
 const MAGIC: &[u8; 8] = b"TKTSNAP\0";
-const FORMAT_VERSION: u16 = 1;
+// Version 2 added waiting rooms (and their limits).
+const FORMAT_VERSION: u16 = 2;
 const HEADER_BYTES: usize = 26;
 
 /// Why a snapshot could not be restored.

@@ -34,6 +34,7 @@ pub(crate) struct Primary {
     pub(crate) waitlist: BTreeMap<WaitlistId, WaitEntry>,
     pub(crate) intents: BTreeMap<String, Intent>,
     pub(crate) dedup: BTreeMap<crate::dedup::RequestKey, DedupEntry>,
+    pub(crate) rooms: BTreeMap<EventId, crate::queue::Room>,
 }
 
 /// Lookup structures derived from [`Primary`].
@@ -53,6 +54,8 @@ pub(crate) struct Indexes {
     /// first), with the time they were recorded so that pruning needs no
     /// lookup in the table itself.
     pub(crate) dedup_order: BTreeMap<u64, (Millis, crate::dedup::RequestKey)>,
+    /// Users in all waiting rooms.
+    pub(crate) room_users: u64,
 }
 
 /// The seat-inventory state of one region shard.
@@ -92,6 +95,7 @@ impl State {
                 waitlist: BTreeMap::new(),
                 intents: BTreeMap::new(),
                 dedup: BTreeMap::new(),
+                rooms: BTreeMap::new(),
             },
             ix: Indexes::default(),
         }
@@ -185,6 +189,9 @@ impl State {
                 self.join_waitlist(*event, user, *count, category, now, fx)
             }
             Op::LeaveWaitlist { waitlist, user } => self.leave_waitlist(*waitlist, user),
+            Op::JoinQueue { event, users, seed } => self.join_queue(*event, users, seed, now),
+            Op::ActivateQueue { event } => self.activate_queue(*event, now),
+            Op::AdvanceQueues { events_max } => Ok(self.advance_queues(*events_max, now)),
         }
     }
 

@@ -13,6 +13,7 @@ mod limits;
 mod model;
 mod payments;
 mod pruning;
+mod queue;
 mod smoke;
 mod snapshot;
 mod support;

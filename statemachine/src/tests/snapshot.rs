@@ -101,8 +101,8 @@ fn bad_magic_is_refused() {
 #[test]
 fn an_unknown_format_version_is_refused() {
     let mut bytes = busy().state.snapshot();
-    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
-    assert_eq!(State::restore(&bytes), Err(SnapshotError::UnsupportedVersion(2)));
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
+    assert_eq!(State::restore(&bytes), Err(SnapshotError::UnsupportedVersion(3)));
 }
 
 #[test]
@@ -142,13 +142,13 @@ fn trailing_garbage_in_a_well_formed_body_is_refused() {
     let bytes = busy().state.snapshot();
     let mut body = bytes[HEADER..].to_vec();
     body.extend_from_slice(&[7, 7, 7]);
-    let err = State::restore(&header_with(&body, 1)).unwrap_err();
+    let err = State::restore(&header_with(&body, 2)).unwrap_err();
     assert!(matches!(err, SnapshotError::Decode(ref m) if m.contains("3 trailing bytes")), "{err:?}");
 }
 
 #[test]
 fn a_body_that_does_not_decode_is_refused() {
-    let err = State::restore(&header_with(&[0xff; 5], 1)).unwrap_err();
+    let err = State::restore(&header_with(&[0xff; 5], 2)).unwrap_err();
     assert!(matches!(err, SnapshotError::Decode(_)), "{err:?}");
 }
 
@@ -164,6 +164,6 @@ fn a_body_that_decodes_to_an_inconsistent_state_is_refused() {
 fn the_header_is_what_the_format_says() {
     let bytes = busy().state.snapshot();
     assert_eq!(&bytes[0..8], b"TKTSNAP\0");
-    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 1);
-    assert_eq!(header_with(&bytes[HEADER..], 1), bytes);
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 2);
+    assert_eq!(header_with(&bytes[HEADER..], 2), bytes);
 }
