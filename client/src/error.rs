@@ -296,6 +296,10 @@ pub enum Error {
         /// How long.
         waited_ms: u64,
     },
+    /// The waiting room let the user in, but the access window ran out
+    /// before a hold was made; joining again does not give a new turn.
+    #[error("the waiting room's access window lapsed")]
+    AdmissionLapsed,
     /// The client was configured wrongly (bad URL, no endpoint, bad header value).
     #[error("client configuration: {0}")]
     Config(String),

@@ -637,11 +637,21 @@ impl Client {
     /// Where the holder of `queue_token` stands in an event's waiting room.
     /// 410 [`ErrorCode::SoldOut`] once the event sold out.
     pub async fn queue_status(&self, event_id: &str, queue_token: &str) -> Result<QueueStatus> {
+        Ok(self.queue_status_raw(event_id, queue_token).await?.0)
+    }
+
+    /// The status and, when the gateway hands one out, the queue token to
+    /// use from now on.
+    async fn queue_status_raw(&self, event_id: &str, queue_token: &str) -> Result<(QueueStatus, Option<String>)> {
         let call = Call::get(format!("/v1/events/{}/queue/status", seg(event_id))).header("X-Queue-Token", queue_token);
         let answer = self.send(call).await?;
-        let raw: types::RawQueueStatus = decode(&answer)?;
-        raw.into_status()
-            .ok_or_else(|| Error::Decode { status: answer.status, reason: "admitted without an access_token".into() })
+        let mut raw: types::RawQueueStatus = decode(&answer)?;
+        let fresh = raw.queue_token.take();
+        let status = raw.into_status().ok_or_else(|| Error::Decode {
+            status: answer.status,
+            reason: "admitted without an access_token".into(),
+        })?;
+        Ok((status, fresh))
     }
 }
 
@@ -718,5 +728,8 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(raw.into_status(), Some(QueueStatus::Admitted(a)) if a.access_token == "t"));
+        let raw: types::RawQueueStatus =
+            serde_json::from_value(json!({"admitted": false, "position": 3, "access_expired": true})).unwrap();
+        assert_eq!(raw.into_status(), Some(QueueStatus::AccessExpired { position: Some(3) }));
     }
 }

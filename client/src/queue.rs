@@ -1,6 +1,7 @@
 //! The waiting-room helper: join, wait for admission, hold with the access
 //! token.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::{Admission, Client, Error, ErrorCode, Hold, HoldRequest, QueueStatus, QueueTicket, Result};
@@ -29,13 +30,17 @@ pub struct WaitingRoom {
     client: Client,
     event_id: String,
     ticket: QueueTicket,
+    /// The token status requests carry; the gateway replaces it once a
+    /// pre-queue place is drawn.
+    token: Arc<Mutex<String>>,
 }
 
 impl Client {
     /// Joins the waiting room of an event (joining again keeps the place).
     pub async fn waiting_room(&self, event_id: &str) -> Result<WaitingRoom> {
         let ticket = self.join_queue(event_id).await?;
-        Ok(WaitingRoom { client: self.clone(), event_id: event_id.to_string(), ticket })
+        let token = Arc::new(Mutex::new(ticket.queue_token.clone()));
+        Ok(WaitingRoom { client: self.clone(), event_id: event_id.to_string(), ticket, token })
     }
 
     /// Holds seats, going through the event's waiting room if it is
@@ -55,9 +60,14 @@ impl Client {
 }
 
 impl WaitingRoom {
-    /// What joining answered (queue token, first position).
+    /// What joining answered (first queue token, first position).
     pub fn ticket(&self) -> &QueueTicket {
         &self.ticket
+    }
+
+    /// The queue token in use now.
+    pub fn queue_token(&self) -> String {
+        self.token.lock().expect("lock poisoned").clone()
     }
 
     /// The event.
@@ -67,12 +77,17 @@ impl WaitingRoom {
 
     /// Where the user stands now.
     pub async fn status(&self) -> Result<QueueStatus> {
-        self.client.queue_status(&self.event_id, &self.ticket.queue_token).await
+        let (status, fresh) = self.client.queue_status_raw(&self.event_id, &self.queue_token()).await?;
+        if let Some(t) = fresh {
+            *self.token.lock().expect("lock poisoned") = t;
+        }
+        Ok(status)
     }
 
     /// Polls the status until the user is admitted, at most `wait_max`;
     /// polls more often as the estimated wait shrinks. Ends with 410
-    /// [`ErrorCode::SoldOut`] if the event sells out meanwhile, and with
+    /// [`ErrorCode::SoldOut`] if the event sells out meanwhile,
+    /// [`Error::AdmissionLapsed`] if the turn passed unused, and
     /// [`Error::Timeout`] when `wait_max` runs out.
     pub async fn wait_for_admission(&self, wait_max: Duration) -> Result<Admission> {
         self.wait_with(wait_max, |_| {}).await
@@ -87,6 +102,7 @@ impl WaitingRoom {
             progress(&status);
             let estimate_secs = match status {
                 QueueStatus::Admitted(admission) => return Ok(admission),
+                QueueStatus::AccessExpired { .. } => return Err(Error::AdmissionLapsed),
                 QueueStatus::Waiting { estimated_wait_secs, .. } => estimated_wait_secs,
             };
             let waited = started.elapsed();

@@ -551,9 +551,16 @@ pub enum QueueStatus {
         estimated_wait_secs: Option<u64>,
         /// Joined before the room opened.
         pre_queue: bool,
+        /// Admission is paused (no seats are available right now).
+        paused: bool,
     },
     /// Let in: holds on the event need this access token.
     Admitted(Admission),
+    /// The user was let in, but the access window ran out before a hold.
+    AccessExpired {
+        /// The place the user had.
+        position: Option<u64>,
+    },
 }
 
 /// Admission to an event past its waiting room.
@@ -576,6 +583,8 @@ pub(crate) struct RawQueueStatus {
     #[serde(default)]
     pub(crate) access_expires_at: Option<String>,
     #[serde(default)]
+    pub(crate) access_expired: bool,
+    #[serde(default)]
     pub(crate) position: Option<u64>,
     #[serde(default)]
     pub(crate) ahead: Option<u64>,
@@ -583,6 +592,12 @@ pub(crate) struct RawQueueStatus {
     pub(crate) estimated_wait_secs: Option<u64>,
     #[serde(default)]
     pub(crate) pre_queue: bool,
+    #[serde(default)]
+    pub(crate) paused: bool,
+    /// A replacement queue token (the gateway hands one out once a
+    /// pre-queue place is drawn).
+    #[serde(default)]
+    pub(crate) queue_token: Option<String>,
 }
 
 impl RawQueueStatus {
@@ -590,12 +605,15 @@ impl RawQueueStatus {
         if self.admitted {
             let access_token = self.access_token?;
             Some(QueueStatus::Admitted(Admission { access_token, access_expires_at: self.access_expires_at }))
+        } else if self.access_expired {
+            Some(QueueStatus::AccessExpired { position: self.position })
         } else {
             Some(QueueStatus::Waiting {
                 position: self.position,
                 ahead: self.ahead,
                 estimated_wait_secs: self.estimated_wait_secs,
                 pre_queue: self.pre_queue,
+                paused: self.paused,
             })
         }
     }
