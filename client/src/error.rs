@@ -88,6 +88,12 @@ pub enum ErrorCode {
     NotSoldOut,
     /// 409: the user is on this event's waitlist already.
     AlreadyWaitlisted,
+    /// 409: the event has no waiting room.
+    NoWaitingRoom,
+    /// 409: the waiting room holds as many users as it can.
+    QueueFull,
+    /// 409: the cluster refused an operation (a bad address, an unknown node).
+    ClusterRefused,
     /// 410: the hold ran out; its seats are free.
     HoldExpired,
     /// 413: the body is too large.
@@ -104,6 +110,8 @@ pub enum ErrorCode {
     LimitReached,
     /// 503: the gateway serves as many streams as it can.
     TooManyStreams,
+    /// 503: the gateway has too much work in flight (e.g. waiting-room joins).
+    Overloaded,
     /// A code this SDK does not know.
     Other(String),
 }
@@ -151,6 +159,9 @@ impl ErrorCode {
             AlreadyCheckedIn => "already_checked_in",
             NotSoldOut => "not_sold_out",
             AlreadyWaitlisted => "already_waitlisted",
+            NoWaitingRoom => "no_waiting_room",
+            QueueFull => "queue_full",
+            ClusterRefused => "cluster_refused",
             HoldExpired => "hold_expired",
             PayloadTooLarge => "payload_too_large",
             IdempotencyKeyReused => "idempotency_key_reused",
@@ -159,6 +170,7 @@ impl ErrorCode {
             Unavailable => "unavailable",
             LimitReached => "limit_reached",
             TooManyStreams => "too_many_streams",
+            Overloaded => "overloaded",
             Other(code) => code,
         }
     }
@@ -205,6 +217,9 @@ impl ErrorCode {
             "already_checked_in" => AlreadyCheckedIn,
             "not_sold_out" => NotSoldOut,
             "already_waitlisted" => AlreadyWaitlisted,
+            "no_waiting_room" => NoWaitingRoom,
+            "queue_full" => QueueFull,
+            "cluster_refused" => ClusterRefused,
             "hold_expired" => HoldExpired,
             "payload_too_large" => PayloadTooLarge,
             "idempotency_key_reused" => IdempotencyKeyReused,
@@ -213,6 +228,7 @@ impl ErrorCode {
             "unavailable" => Unavailable,
             "limit_reached" => LimitReached,
             "too_many_streams" => TooManyStreams,
+            "overloaded" => Overloaded,
             other => Other(other.to_string()),
         }
     }
