@@ -7,11 +7,24 @@
 //! - `model`, `wgl`: the sequential model of one event's seats and the
 //!   linearizability search over it.
 //! - `checker`: every checker, pure functions over a history.
+//! - `api`: the gateway calls the workload makes (one trait, HTTP today).
+//! - `cluster`: `ticketd` processes, network namespaces, faults on them.
+//! - `nemesis`: fault schedules from a seed, partition shapes, targets.
+//! - `workload`: the seat-contention workload and the history recorder.
+//! - `runner`: one run from start to verdict; `report`: its directory.
 
+mod api;
 pub mod checker;
+pub mod cluster;
 pub mod history;
 mod model;
+pub mod nemesis;
+mod report;
+pub mod runner;
 mod wgl;
+mod workload;
+
+pub use api::ApiError;
 
 #[cfg(test)]
 mod tests;

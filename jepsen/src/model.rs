@@ -135,10 +135,34 @@ pub(crate) fn build(
     let mut hold_slot: BTreeMap<String, usize> = BTreeMap::new();
     let mut ops = Vec::new();
     let mine = |c: &Call| c.invoke.value.event.as_deref() == Some(event);
+    // Attempts of one request (same function, user and idempotency key)
+    // are one operation: it took effect at most once, somewhere between
+    // the first invocation and the acknowledged reply.
+    let mut attempts: BTreeMap<(F, &str, &str), Vec<usize>> = BTreeMap::new();
+    for (i, c) in calls.iter().enumerate() {
+        if let (true, Some(u), Some(k)) = (mine(c), c.invoke.value.user.as_deref(), c.invoke.value.key.as_deref()) {
+            attempts.entry((c.invoke.f, u, k)).or_default().push(i);
+        }
+    }
+    let mut skip: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    let mut first_inv: BTreeMap<usize, u64> = BTreeMap::new();
+    for group in attempts.values().filter(|g| g.len() > 1) {
+        let rank = |i: &usize| match calls[*i].outcome() {
+            OpType::Ok => 0,
+            OpType::Fail => 1,
+            _ => 2,
+        };
+        let rep = *group.iter().min_by_key(|i| (rank(i), **i)).expect("a group has calls");
+        first_inv.insert(rep, group.iter().map(|i| calls[*i].inv_ms()).min().unwrap_or(0));
+        for i in group.iter().filter(|i| **i != rep) {
+            skip.insert(*i);
+        }
+    }
+    let inv_of = |i: usize| first_inv.get(&i).copied().unwrap_or_else(|| calls[i].inv_ms());
     // Pass 1: a slot per hold call.
     let mut call_slot: BTreeMap<usize, usize> = BTreeMap::new();
     for (i, c) in calls.iter().enumerate() {
-        if c.invoke.f != F::Hold || !mine(c) {
+        if c.invoke.f != F::Hold || !mine(c) || skip.contains(&i) {
             continue;
         }
         let Some(mask) = mask_of(&c.invoke.value.seats, &index) else { continue };
@@ -152,7 +176,7 @@ pub(crate) fn build(
         slots.push(Slot {
             mask,
             user: c.invoke.value.user.clone().unwrap_or_default(),
-            lower_ms: (c.inv_ms() + ttl_ms).saturating_sub(tol.fwd_ms),
+            lower_ms: (inv_of(i) + ttl_ms).saturating_sub(tol.fwd_ms),
             upper_ms,
             named: false,
         });
@@ -165,7 +189,7 @@ pub(crate) fn build(
     }
     // Pass 2: the calls.
     for (i, c) in calls.iter().enumerate() {
-        if !mine(c) {
+        if !mine(c) || skip.contains(&i) {
             continue;
         }
         let out = match c.outcome() {
@@ -216,7 +240,7 @@ pub(crate) fn build(
             slots[slot].named = true;
         }
         if constrains(&kind, &out) {
-            ops.push(EvOp { call: i, inv_ms: c.inv_ms(), ret_ms: c.ret_ms(), kind, out });
+            ops.push(EvOp { call: i, inv_ms: inv_of(i), ret_ms: c.ret_ms(), kind, out });
         }
     }
     EventModel { slots, ops }

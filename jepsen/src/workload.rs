@@ -1,0 +1,391 @@
+//! The seat-contention workload: logical processes hold, confirm, release
+//! and cancel seats of a few small events with short holds, and read seat
+//! maps and counters, through every gateway. Choices come from a seeded
+//! RNG per process; the timing of the cluster does the rest.
+//!
+//! Each event takes a bounded number of operations (`ops_per_event_max`)
+//! and then the workload moves on to a fresh one, which keeps every
+//! linearizability search small. A process whose call ended `info` never
+//! calls again (its successor gets a new process id and a new user); half
+//! the time the successor first retries the unknown call with the same
+//! user and idempotency key, which is what the idempotency checker needs.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::api::{Gateway, Http, Reply};
+use crate::history::{Op, OpType, Value, F};
+
+/// Records operations with times relative to the run's start.
+pub(crate) struct Recorder {
+    start: Instant,
+    ops: Mutex<Vec<Op>>,
+    ops_max: usize,
+}
+
+impl Recorder {
+    pub(crate) fn new(start: Instant, ops_max: usize) -> Recorder {
+        Recorder { start, ops: Mutex::new(Vec::new()), ops_max }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Whether the history has room for another call.
+    pub(crate) fn has_room(&self) -> bool {
+        self.ops.lock().expect("history lock").len() + 2 <= self.ops_max
+    }
+
+    pub(crate) fn invoke(&self, f: F, process: u64, value: Value) {
+        let op = Op::invoke(f, process, self.now_ns(), value);
+        self.ops.lock().expect("history lock").push(op);
+    }
+
+    pub(crate) fn complete(
+        &self,
+        ty: OpType,
+        f: F,
+        process: u64,
+        value: Value,
+        index: Option<u64>,
+        error: Option<String>,
+    ) {
+        let op = Op { ty, f, process, time: self.now_ns(), index, value, error };
+        self.ops.lock().expect("history lock").push(op);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ops.lock().expect("history lock").len()
+    }
+
+    pub(crate) fn take(&self) -> Vec<Op> {
+        std::mem::take(&mut *self.ops.lock().expect("history lock"))
+    }
+}
+
+/// The events the workload runs through, each with a budget of calls.
+pub(crate) struct Events {
+    pub(crate) ids: Vec<String>,
+    pub(crate) seats: Vec<String>,
+    used: Vec<AtomicUsize>,
+    live: usize,
+    per_event_max: usize,
+}
+
+impl Events {
+    pub(crate) fn new(ids: Vec<String>, seats: Vec<String>, live: usize, per_event_max: usize) -> Events {
+        let used = ids.iter().map(|_| AtomicUsize::new(0)).collect();
+        Events { ids, seats, used, live, per_event_max }
+    }
+
+    /// Takes one call's budget of a live event (one of the first `live`
+    /// events with budget left), or `None` when all are spent.
+    fn pick(&self, rng: &mut StdRng) -> Option<usize> {
+        let open: Vec<usize> = (0..self.ids.len())
+            .filter(|&i| self.used[i].load(Ordering::Relaxed) < self.per_event_max)
+            .take(self.live)
+            .collect();
+        if open.is_empty() {
+            return None;
+        }
+        let i = open[rng.gen_range(0..open.len())];
+        self.used[i].fetch_add(1, Ordering::Relaxed);
+        Some(i)
+    }
+
+    /// Charges a call on event `i` (one already chosen).
+    fn charge(&self, i: usize) -> bool {
+        self.used[i].fetch_add(1, Ordering::Relaxed) < self.per_event_max
+    }
+}
+
+/// What one process knows of its holds and bookings.
+#[derive(Default)]
+struct Mine {
+    /// (event index, hold id, expiry as wall ms if stated)
+    holds: Vec<(usize, String)>,
+    /// (event index, booking id)
+    bookings: Vec<(usize, String)>,
+}
+
+/// A call to retry after an unknown outcome.
+#[derive(Clone)]
+enum Retry {
+    Hold { event: usize, seats: Vec<String>, key: String },
+    Confirm { event: usize, hold: String, key: String },
+}
+
+/// Shared by the processes.
+pub(crate) struct Shared {
+    pub(crate) gateways: Vec<Http>,
+    pub(crate) tokens: Mutex<std::collections::BTreeMap<String, String>>,
+    pub(crate) events: Events,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) next_process: AtomicU64,
+    pub(crate) deadline: Instant,
+}
+
+impl Shared {
+    /// A token for `user` from any gateway that answers, cached.
+    async fn token(&self, user: &str) -> Option<String> {
+        if let Some(t) = self.tokens.lock().expect("tokens lock").get(user) {
+            return Some(t.clone());
+        }
+        for gw in &self.gateways {
+            if let Ok(t) = gw.token(user, &[]).await {
+                self.tokens.lock().expect("tokens lock").insert(user.to_string(), t.clone());
+                return Some(t);
+            }
+            if Instant::now() > self.deadline {
+                break;
+            }
+        }
+        None
+    }
+}
+
+fn value(event: &str, user: &str, node: usize) -> Value {
+    Value {
+        event: Some(event.to_string()),
+        user: Some(user.to_string()),
+        node: Some(node as u64 + 1),
+        ..Value::default()
+    }
+}
+
+/// Runs one worker thread of the workload until the deadline: a sequence
+/// of logical processes.
+pub(crate) async fn worker(shared: Arc<Shared>, thread: u64, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(thread));
+    let mut process = thread;
+    let mut user = format!("u{process}");
+    let mut mine = Mine::default();
+    let mut retry: Option<Retry> = None;
+    let rec = Arc::clone(&shared.recorder);
+    while Instant::now() < shared.deadline && rec.has_room() {
+        let Some(token) = shared.token(&user).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let node = rng.gen_range(0..shared.gateways.len());
+        let gw = &shared.gateways[node];
+        let mut unknown: Option<Retry> = None;
+        if let Some(r) = retry.take() {
+            match r {
+                Retry::Hold { event, seats, key } => {
+                    if shared.events.charge(event) {
+                        unknown =
+                            hold(&rec, gw, process, &user, &token, &shared.events, event, seats, key, node, &mut mine)
+                                .await;
+                    }
+                }
+                Retry::Confirm { event, hold, key } => {
+                    if shared.events.charge(event) {
+                        unknown = confirm(
+                            &rec,
+                            gw,
+                            process,
+                            &user,
+                            &token,
+                            &shared.events,
+                            event,
+                            hold,
+                            key,
+                            node,
+                            &mut mine,
+                        )
+                        .await;
+                    }
+                }
+            }
+        } else {
+            let Some(event) = shared.events.pick(&mut rng) else { break };
+            let ev = shared.events.ids[event].clone();
+            let mine_here: Vec<String> =
+                mine.holds.iter().filter(|(e, _)| *e == event).map(|(_, h)| h.clone()).collect();
+            let roll = rng.gen_range(0..100);
+            let key = format!("{user}-{}", rng.gen::<u64>());
+            if roll < 30 {
+                let v = value(&ev, &user, node);
+                rec.invoke(F::Read, process, v.clone());
+                match gw.seat_map(&ev).await {
+                    Reply::Ok(map) => {
+                        let mut done = v;
+                        done.seat_map = Some(map.seats);
+                        rec.complete(OpType::Ok, F::Read, process, done, map.as_of_index, None);
+                    }
+                    Reply::Fail(e) => rec.complete(OpType::Fail, F::Read, process, v, None, Some(e)),
+                    Reply::Info(e) => rec.complete(OpType::Fail, F::Read, process, v, None, Some(e)),
+                }
+            } else if roll < 38 {
+                let v = value(&ev, &user, node);
+                rec.invoke(F::Counts, process, v.clone());
+                match gw.counts(&ev).await {
+                    Reply::Ok(c) => {
+                        let mut done = v;
+                        done.counts = Some(c);
+                        rec.complete(OpType::Ok, F::Counts, process, done, None, None);
+                    }
+                    Reply::Fail(e) | Reply::Info(e) => rec.complete(OpType::Fail, F::Counts, process, v, None, Some(e)),
+                }
+            } else if let (Some(h), true) = (mine_here.first(), roll < 80) {
+                if roll < 65 {
+                    unknown = confirm(
+                        &rec,
+                        gw,
+                        process,
+                        &user,
+                        &token,
+                        &shared.events,
+                        event,
+                        h.clone(),
+                        key,
+                        node,
+                        &mut mine,
+                    )
+                    .await;
+                } else {
+                    let mut v = value(&ev, &user, node);
+                    v.hold = Some(h.clone());
+                    v.key = Some(key.clone());
+                    rec.invoke(F::Release, process, v.clone());
+                    let r = gw.release(&token, h, &key).await;
+                    mine.holds.retain(|(_, x)| x != h);
+                    match r {
+                        Reply::Ok(()) => rec.complete(OpType::Ok, F::Release, process, v, None, None),
+                        Reply::Fail(e) => rec.complete(OpType::Fail, F::Release, process, v, None, Some(e)),
+                        Reply::Info(e) => {
+                            rec.complete(OpType::Info, F::Release, process, v, None, Some(e));
+                            unknown = Some(Retry::Hold { event, seats: Vec::new(), key: String::new() });
+                        }
+                    }
+                }
+            } else if let (Some((_, b)), true) = (mine.bookings.iter().find(|(e, _)| *e == event).cloned(), roll >= 95)
+            {
+                let mut v = value(&ev, &user, node);
+                v.booking = Some(b.clone());
+                v.key = Some(key.clone());
+                rec.invoke(F::Cancel, process, v.clone());
+                let r = gw.cancel(&token, &b, &key).await;
+                mine.bookings.retain(|(_, x)| *x != b);
+                match r {
+                    Reply::Ok(()) => rec.complete(OpType::Ok, F::Cancel, process, v, None, None),
+                    Reply::Fail(e) => rec.complete(OpType::Fail, F::Cancel, process, v, None, Some(e)),
+                    Reply::Info(e) => {
+                        rec.complete(OpType::Info, F::Cancel, process, v, None, Some(e));
+                        unknown = Some(Retry::Hold { event, seats: Vec::new(), key: String::new() });
+                    }
+                }
+            } else {
+                let n = shared.events.seats.len();
+                let count = rng.gen_range(1..=2.min(n));
+                let first = rng.gen_range(0..n);
+                let seats: Vec<String> = (0..count).map(|k| shared.events.seats[(first + k) % n].clone()).collect();
+                unknown =
+                    hold(&rec, gw, process, &user, &token, &shared.events, event, seats, key, node, &mut mine).await;
+            }
+        }
+        if let Some(r) = unknown {
+            // A process with an unknown outcome is done. Half the time its
+            // successor (same user) retries the call with the same key.
+            process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+            let retryable = match &r {
+                Retry::Hold { seats, .. } => !seats.is_empty(),
+                Retry::Confirm { .. } => true,
+            };
+            if retryable && rng.gen_bool(0.5) {
+                retry = Some(r);
+            } else {
+                user = format!("u{process}");
+                mine = Mine::default();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..15))).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn hold(
+    rec: &Recorder,
+    gw: &Http,
+    process: u64,
+    user: &str,
+    token: &str,
+    events: &Events,
+    event: usize,
+    seats: Vec<String>,
+    key: String,
+    node: usize,
+    mine: &mut Mine,
+) -> Option<Retry> {
+    let ev = &events.ids[event];
+    let mut v = value(ev, user, node);
+    v.seats = seats.clone();
+    v.key = Some(key.clone());
+    rec.invoke(F::Hold, process, v.clone());
+    match gw.hold(token, ev, &seats, &key).await {
+        Reply::Ok(h) => {
+            let mut done = v;
+            done.hold = Some(h.hold.clone());
+            done.expires_at_ms = h.expires_at_ms;
+            rec.complete(OpType::Ok, F::Hold, process, done, None, None);
+            mine.holds.retain(|(e, _)| *e != event);
+            mine.holds.push((event, h.hold));
+            None
+        }
+        Reply::Fail(e) => {
+            rec.complete(OpType::Fail, F::Hold, process, v, None, Some(e));
+            None
+        }
+        Reply::Info(e) => {
+            rec.complete(OpType::Info, F::Hold, process, v, None, Some(e));
+            Some(Retry::Hold { event, seats, key })
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn confirm(
+    rec: &Recorder,
+    gw: &Http,
+    process: u64,
+    user: &str,
+    token: &str,
+    events: &Events,
+    event: usize,
+    hold: String,
+    key: String,
+    node: usize,
+    mine: &mut Mine,
+) -> Option<Retry> {
+    let ev = &events.ids[event];
+    let mut v = value(ev, user, node);
+    v.hold = Some(hold.clone());
+    v.key = Some(key.clone());
+    rec.invoke(F::Confirm, process, v.clone());
+    let r = gw.confirm(token, &hold, &key).await;
+    mine.holds.retain(|(_, h)| *h != hold);
+    match r {
+        Reply::Ok(b) => {
+            let mut done = v;
+            done.booking = Some(b.booking.clone());
+            done.seats = b.seats;
+            rec.complete(OpType::Ok, F::Confirm, process, done, None, None);
+            mine.bookings.push((event, b.booking));
+            None
+        }
+        Reply::Fail(e) => {
+            rec.complete(OpType::Fail, F::Confirm, process, v, None, Some(e));
+            None
+        }
+        Reply::Info(e) => {
+            rec.complete(OpType::Info, F::Confirm, process, v, None, Some(e));
+            Some(Retry::Confirm { event, hold, key })
+        }
+    }
+}
