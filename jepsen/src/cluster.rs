@@ -246,9 +246,9 @@ impl Cluster {
         if let Some(p) = &plant {
             cmd.args(["--debug-plant", p]);
         }
-        cmd.env("TICKETD_DEBUG_ALLOW", "i-know-this-is-not-production")
-            .env("TICKETD_DEBUG_CLOCK_OFFSET_FILE", &n.clock)
-            .env("TICKETD_DEBUG_DIGEST_DIR", &n.digests)
+        cmd.env("DEBUG_TICKETD_ALLOW", "i-know-this-is-not-production")
+            .env("DEBUG_TICKETD_CLOCK_OFFSET_FILE", &n.clock)
+            .env("DEBUG_TICKETD_DIGEST_DIR", &n.digests)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log)

@@ -36,6 +36,10 @@ pub const HISTORY_OPS_MAX: usize = 200_000;
 const CALL_TIMEOUT: Duration = Duration::from_secs(6);
 /// How long the cluster gets to become ready, at the start and after healing.
 const READY_WAIT: Duration = Duration::from_secs(120);
+/// How long all final reads may take together (retries included).
+const FINAL_PHASE_MAX: Duration = Duration::from_secs(120);
+/// How long all liveness probes may take together.
+const PROBE_PHASE_MAX: Duration = Duration::from_secs(60);
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -343,9 +347,14 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
     if let Some(b) = &bar {
         b.set_message("final reads");
     }
-    wait_ready(&gateways, READY_WAIT).await?;
-    final_reads(&shared, &gateways).await;
-    probes(&shared, &gateways, &probe_event, &seats).await;
+    // A cluster that does not come back is a finding (liveness), not an
+    // error of the run: the final reads and probes record the failures.
+    if let Err(e) = wait_ready(&gateways, READY_WAIT).await {
+        eprintln!("jepsen: after healing: {e}");
+    }
+    let final_deadline = Instant::now() + FINAL_PHASE_MAX;
+    final_reads(&shared, &gateways, final_deadline).await;
+    probes(&shared, &gateways, &probe_event, &seats, final_deadline + PROBE_PHASE_MAX).await;
     let mut observed = Observed::default();
     if let Some(c) = cluster {
         settle(&gateways, &admin).await;
@@ -439,16 +448,15 @@ fn end_fault(c: &mut Cluster, fault: &Fault, nodes: &[u64]) -> Result<(), RunErr
     Ok(())
 }
 
-/// Final linearizable reads after healing: every event's seat map and
-/// counters, every user's bookings. Each is retried until it succeeds (up
-/// to a minute); only the last attempt is recorded.
-async fn final_reads(shared: &Shared, gateways: &[Http]) {
+/// Final linearizable reads after healing: every event's seat map, every
+/// user's bookings. Each is retried until it succeeds or the phase's
+/// deadline passes; only the last attempt is recorded.
+async fn final_reads(shared: &Shared, gateways: &[Http], deadline: Instant) {
     let rec = &shared.recorder;
     let process = NEMESIS_PROCESS - 1;
     for ev in &shared.events.ids {
         let v = Value { event: Some(ev.clone()), last: true, ..Value::default() };
         rec.invoke(F::Read, process, v.clone());
-        let deadline = Instant::now() + Duration::from_secs(60);
         let mut k = 0;
         loop {
             match gateways[k % gateways.len()].seat_map(ev).await {
@@ -472,7 +480,6 @@ async fn final_reads(shared: &Shared, gateways: &[Http]) {
     for (user, token) in users {
         let v = Value { user: Some(user.clone()), last: true, ..Value::default() };
         rec.invoke(F::Bookings, process, v.clone());
-        let deadline = Instant::now() + Duration::from_secs(60);
         let mut k = 0;
         loop {
             match gateways[k % gateways.len()].bookings(&token).await {
@@ -494,8 +501,8 @@ async fn final_reads(shared: &Shared, gateways: &[Http]) {
 }
 
 /// Liveness after healing: through every gateway, a hold and its
-/// confirmation on the probe event succeed within 30 s.
-async fn probes(shared: &Shared, gateways: &[Http], event: &str, seats: &[String]) {
+/// confirmation on the probe event succeed before the deadline.
+async fn probes(shared: &Shared, gateways: &[Http], event: &str, seats: &[String], deadline: Instant) {
     let rec = &shared.recorder;
     for (i, gw) in gateways.iter().enumerate() {
         let process = NEMESIS_PROCESS - 2 - i as u64;
@@ -507,7 +514,6 @@ async fn probes(shared: &Shared, gateways: &[Http], event: &str, seats: &[String
             ..Value::default()
         };
         rec.invoke(F::Probe, process, v.clone());
-        let deadline = Instant::now() + Duration::from_secs(30);
         let seat = vec![seats[i % seats.len()].clone()];
         let mut last = String::from("no attempt");
         let mut ok = false;

@@ -479,3 +479,32 @@ fn the_verdict_names_failed_checkers() {
     let failed = v.failed();
     assert!(failed.contains(&"linearizable") && failed.contains(&"hold-expiry"), "{failed:?}");
 }
+
+#[test]
+fn a_retried_request_is_one_operation() {
+    // alice's hold times out; a read sees her seat held; her retry with the
+    // same key is answered with the hold the first attempt made. One
+    // operation that took effect during the first attempt: linearizable.
+    let mut h = H::default();
+    let args = Value {
+        event: Some(EV.into()),
+        user: Some("alice".into()),
+        key: Some("same".into()),
+        seats: vec!["A-1-1".into()],
+        ..Value::default()
+    };
+    h.call(F::Hold, 1, 0, 100, args.clone(), info());
+    h.read(2, 110, 120, "haaa", 3, false);
+    let res = Value { hold: Some("hld-1".into()), expires_at_ms: Some(START + 50 + TTL_MS), ..Value::default() };
+    h.call(F::Hold, 3, 200, 210, args, ok(res));
+    let calls = h.calls();
+    let r = checker::linearizable(&calls, &setup(), budget());
+    assert_eq!(r.valid, Validity::Valid, "{r:#?}");
+    assert_eq!(checker::idempotency(&calls).valid, Validity::Valid);
+    // Without the shared key the read is unexplained only if the first
+    // attempt cannot have taken effect: as a failure it is flagged.
+    let mut h = H::default();
+    h.hold_done(1, "alice", &["A-1-1"], 0, 100, fail("seats_unavailable"));
+    h.read(2, 110, 120, "haaa", 3, false);
+    assert_eq!(checker::linearizable(&h.calls(), &setup(), budget()).valid, Validity::Invalid);
+}

@@ -233,8 +233,9 @@ pub(crate) async fn worker(shared: Arc<Shared>, thread: u64, seed: u64) {
                     }
                     Reply::Fail(e) | Reply::Info(e) => rec.complete(OpType::Fail, F::Counts, process, v, None, Some(e)),
                 }
-            } else if let (Some(h), true) = (mine_here.first(), roll < 80) {
-                if roll < 65 {
+            } else if let (Some(h), true) = (mine_here.first(), roll < 75) {
+                // Confirm about half the holds; release or let run out the rest.
+                if roll < 55 {
                     unknown = confirm(
                         &rec,
                         gw,
@@ -265,7 +266,7 @@ pub(crate) async fn worker(shared: Arc<Shared>, thread: u64, seed: u64) {
                         }
                     }
                 }
-            } else if let (Some((_, b)), true) = (mine.bookings.iter().find(|(e, _)| *e == event).cloned(), roll >= 95)
+            } else if let (Some((_, b)), true) = (mine.bookings.iter().find(|(e, _)| *e == event).cloned(), roll >= 88)
             {
                 let mut v = value(&ev, &user, node);
                 v.booking = Some(b.clone());

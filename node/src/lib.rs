@@ -6,6 +6,8 @@
 //! - `run`: a node's life: the storage role (Raft groups on RocksDB), the
 //!   gateway role, bootstrap, graceful shutdown.
 //! - `gateway`: the HTTP API of the contract, routed to group leaders.
+//! - `debug`: debug-only hooks for the fault-injection suite (planted
+//!   bugs, a skewable clock, digests), refused outside tests.
 //! - `dev`: `ticketd dev`, a three-node local cluster from one command.
 //! - `shard`: the [`shard::Shard`] trait (propose a command, read the applied
 //!   state) and [`shard::LocalShard`], a shard inside this process.
@@ -14,6 +16,7 @@
 //! - `text`: times and money as the output shows them.
 
 pub mod config;
+pub mod debug;
 pub mod demo;
 pub mod dev;
 pub mod gateway;

@@ -11,6 +11,8 @@
 //!   linearizable reads, membership, the periodic expiry sweep.
 //! - `query`: the reads a gateway sends (`Query`) and their answers.
 //! - `service`: the `Shard` gRPC service (propose, read, cluster operations).
+//! - `debug`: hooks for the fault-injection suite only (planted bugs, a
+//!   skewable clock, state digests); off unless a test turns them on.
 //! - `client`: `ClusterClient`, the gateway's and operator's side of it:
 //!   finds each group's leader, follows redirects, retries safely.
 //!
@@ -18,6 +20,7 @@
 //! one crate.
 
 mod client;
+pub mod debug;
 mod events;
 mod feed;
 mod network;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{Config, ReadPolicy, SnapshotPolicy};
@@ -321,6 +321,9 @@ impl RaftNode {
     /// [`RaftNode::propose`], also returning the entry's log index.
     pub async fn propose_indexed(&self, group: GroupId, cmd: Command) -> Result<(Applied, u64), NodeError> {
         let raft = self.raft(group)?;
+        if crate::debug::planted(crate::debug::Plant::SkipHoldConflict) {
+            self.evict_conflicting_holds(group, &raft, &cmd).await;
+        }
         let applied_ms = self.state(group)?.read(State::clock_ms);
         let entry = LogCmd { time_ms: self.clock.stamp(applied_ms), cmd };
         metrics::counter!("raft_proposals_total", "group" => group.to_string()).increment(1);
@@ -351,6 +354,11 @@ impl RaftNode {
     pub async fn read<T>(&self, group: GroupId, f: impl FnOnce(&State, Millis) -> T) -> Result<T, NodeError> {
         let raft = self.raft(group)?;
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        if crate::debug::planted(crate::debug::Plant::StaleRead) {
+            let state = self.state(group)?;
+            let now = self.clock.stamp(state.read(State::clock_ms));
+            return Ok(state.read(|s| f(s, now)));
+        }
         let Ok(confirmed) = tokio::time::timeout(timeout, raft.ensure_linearizable(ReadPolicy::ReadIndex)).await else {
             return Err(NodeError::NoQuorum(group));
         };
@@ -365,6 +373,33 @@ impl RaftNode {
         let state = self.state(group)?;
         let now = self.clock.stamp(state.read(State::clock_ms));
         Ok(state.read(|s| f(s, now)))
+    }
+
+    /// The planted bug `SkipHoldConflict`: before a hold on explicit seats,
+    /// release every live hold of another user on them (through the log,
+    /// so replicas agree). Finds them by scanning hold ids, which is fine
+    /// at test sizes only.
+    async fn evict_conflicting_holds(&self, group: GroupId, raft: &ShardRaft, cmd: &Command) {
+        let Op::Hold { event, user, selection: statemachine::Selection::Seats(seats) } = &cmd.op else { return };
+        let victims: Vec<(statemachine::HoldId, String)> = match self.local_read(group, |s| {
+            let now = s.clock_ms().max(wall_ms());
+            (1..=s.last_index().saturating_mul(8).saturating_add(64))
+                .filter_map(|n| s.hold(statemachine::HoldId(n), now))
+                .filter(|h| h.event == *event && h.user != *user && h.status == statemachine::HoldStatus::Active)
+                .filter(|h| h.seats.iter().any(|x| seats.contains(x)))
+                .map(|h| (h.id, h.user))
+                .collect()
+        }) {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        for (hold, owner) in victims {
+            let release =
+                Command::new(owner.clone(), format!("planted-evict-{}", hold.0), Op::ReleaseHold { hold, user: owner });
+            let applied_ms = self.state(group).map(|s| s.read(State::clock_ms)).unwrap_or(0);
+            let entry = LogCmd { time_ms: self.clock.stamp(applied_ms), cmd: release };
+            let _ = raft.client_write(entry).await;
+        }
     }
 
     /// Answers `query` linearizably (see [`RaftNode::read`]).
@@ -564,6 +599,7 @@ async fn sweep_loop(node: std::sync::Weak<RaftNode>, group: GroupId, interval_ms
         ticker.tick().await;
         let Some(node) = node.upgrade() else { return };
         let Ok(raft) = node.raft(group) else { return };
+        let _ = node.local_read(group, |s| crate::debug::record_digest(node.id(), group, s));
         if !raft.is_leader() {
             continue;
         }
@@ -583,6 +619,7 @@ async fn sweep_loop(node: std::sync::Weak<RaftNode>, group: GroupId, interval_ms
     }
 }
 
+/// The node's wall clock (skewable by the fault-injection suite).
 fn wall_ms() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    crate::debug::wall_ms()
 }

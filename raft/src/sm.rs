@@ -154,7 +154,12 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
                         CmdResp::Noop
                     }
                     EntryPayload::Normal(ref log_cmd) => {
-                        let ctx = ApplyCtx { index: entry.log_id.index, time_ms: log_cmd.time_ms };
+                        let time_ms = if crate::debug::planted(crate::debug::Plant::WallClockExpiry) {
+                            crate::debug::wall_ms()
+                        } else {
+                            log_cmd.time_ms
+                        };
+                        let ctx = ApplyCtx { index: entry.log_id.index, time_ms };
                         let result = applied.state.apply(&log_cmd.cmd, ctx);
                         for event in &result.events {
                             crate::feed::changes(ctx.index, event, &mut changes);

@@ -352,6 +352,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(self.store.cf(CF_LOG), log_key(self.group, entry.log_id.index), encode(&entry)?);
             count += 1;
         }
+        if crate::debug::planted(crate::debug::Plant::AckBeforeSync) {
+            // The planted bug: no write-ahead log, acknowledged at once.
+            let mut memory_only = WriteOptions::default();
+            memory_only.disable_wal(true);
+            self.store.db().write_opt(batch, &memory_only).map_err(io_err)?;
+            callback.io_completed(Ok(()));
+            return Ok(());
+        }
         // Readable on return; durable when the flusher's sync acknowledges it.
         self.store.db().write(batch).map_err(io_err)?;
         let mut flush = Flush { callback, entries: count };

@@ -52,6 +52,12 @@ struct RunArgs {
     /// Overrides `log.format` (text or json).
     #[arg(long)]
     log_format: Option<String>,
+    /// DEBUG ONLY, never in production: plants a known bug for the
+    /// fault-injection suite (stale-read, ack-before-sync,
+    /// skip-hold-conflict, wall-clock-expiry). Refused unless
+    /// DEBUG_TICKETD_ALLOW=i-know-this-is-not-production is set.
+    #[arg(long, value_name = "BUG", hide = true)]
+    debug_plant: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +130,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     init_logs(config.log.format, &config.log.level);
+    if let Err(e) = node::debug::install(&args.debug_plant) {
+        eprintln!("ticketd: {e}");
+        std::process::exit(2);
+    }
     runtime()?.block_on(async move {
         node::run::run(config, async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -1,0 +1,98 @@
+//! The short fault-injection suite against a real five-node `ticketd`
+//! cluster (CI runs it on every change): three nemesis mixes of 60 s each
+//! must be valid, and every planted bug must be caught.
+//!
+//! `JEPSEN_TIME_LIMIT` (seconds) overrides the 60 s of each mix; longer
+//! and repeated runs are the `jepsen` binary's `--time-limit` and `--runs`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use jepsen::nemesis::Mix;
+use jepsen::runner::{self, RunOptions};
+
+/// One cluster at a time: five nodes already fill a two-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// `ticketd` next to this test's executable (`target/release/deps/..` →
+/// `target/release/ticketd`), which `cargo test --workspace` builds.
+fn ticketd() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable");
+    let release = exe.parent().and_then(|deps| deps.parent()).expect("target/release");
+    let bin = release.join("ticketd");
+    assert!(bin.is_file(), "no ticketd at {}: build it first (cargo build --release -p node)", bin.display());
+    bin
+}
+
+fn time_limit(default_secs: u64) -> u64 {
+    std::env::var("JEPSEN_TIME_LIMIT").ok().and_then(|v| v.parse().ok()).unwrap_or(default_secs)
+}
+
+fn opts(name: &str, mix: Mix, seed: u64, secs: u64) -> RunOptions {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jepsen").join(format!("{name}-{}", std::process::id()));
+    let mut o = RunOptions::new(ticketd(), out);
+    o.mix = mix;
+    o.seed = seed;
+    o.time_limit_secs = secs;
+    o.progress = false;
+    o
+}
+
+fn run(o: &RunOptions) -> runner::RunOutcome {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    match runner::run(o) {
+        Ok(out) => out,
+        Err(e) => panic!("the run in {} could not complete: {e}", o.out.display()),
+    }
+}
+
+#[test]
+fn the_correct_system_passes_three_nemesis_mixes() {
+    let secs = time_limit(60);
+    let mut failures = Vec::new();
+    for (i, mix) in [Mix::Partition, Mix::Process, Mix::Clock].into_iter().enumerate() {
+        let o = opts(&format!("{mix:?}").to_lowercase(), mix, 100 + i as u64, secs);
+        let out = run(&o);
+        eprintln!("{mix:?}: valid={} calls={} report {}", out.verdict.valid, out.calls, out.dir.display());
+        assert!(out.calls > 100, "{mix:?}: only {} calls were made; see {}", out.calls, out.dir.display());
+        if !out.verdict.valid {
+            failures.push(format!("{mix:?} failed {:?}: see {}/verdict.json", out.verdict.failed(), out.dir.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Each planted bug, the mix that exposes it, and the checkers any of
+/// which may catch it.
+const PLANTS: [(&str, Mix, &[&str]); 4] = [
+    ("stale-read", Mix::Isolate, &["linearizable"]),
+    ("ack-before-sync", Mix::KillAll, &["no-lost-confirmations", "sold-once", "linearizable", "liveness"]),
+    ("skip-hold-conflict", Mix::None, &["hold-expiry", "linearizable"]),
+    ("wall-clock-expiry", Mix::ClockBig, &["convergence", "hold-expiry", "linearizable"]),
+];
+
+#[test]
+fn every_planted_bug_is_caught() {
+    if !jepsen::cluster::is_root() {
+        eprintln!("not root: the stale-read self-test needs partitions (network namespaces) and is skipped");
+    }
+    let secs = time_limit(60).min(30);
+    let mut missed = Vec::new();
+    for (i, (plant, mix, catchers)) in PLANTS.into_iter().enumerate() {
+        if mix == Mix::Isolate && !jepsen::cluster::is_root() {
+            continue;
+        }
+        let mut o = opts(plant, mix, 200 + i as u64, secs);
+        o.plant = Some(plant.to_string());
+        let out = run(&o);
+        let failed = out.verdict.failed();
+        eprintln!("{plant}: failed checkers {failed:?}, report {}", out.dir.display());
+        if !failed.iter().any(|f| catchers.contains(f)) {
+            missed.push(format!(
+                "{plant} was not caught by {catchers:?} (failed: {failed:?}); see {}",
+                out.dir.display()
+            ));
+        }
+    }
+    assert!(missed.is_empty(), "{missed:#?}");
+}
