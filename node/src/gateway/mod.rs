@@ -13,6 +13,7 @@
 //! - `auth`, `tickets`, `payments`, `search`: JWTs, signed QR tickets, the
 //!   payment provider interface and its sandbox, the search index.
 
+mod admin;
 pub mod auth;
 mod catalog;
 mod http;

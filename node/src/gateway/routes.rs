@@ -63,6 +63,7 @@ pub(super) fn router(gw: Gateway, body_bytes_max: usize) -> Router {
         .route("/v1/tickets/{ticket_id}/transfer", post(transfer_ticket))
         .route("/v1/checkin", post(checkin))
         .route("/v1/waitlist/{waitlist_id}", delete(leave_waitlist))
+        .merge(super::admin::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .layer(middleware::from_fn(observe))
@@ -1139,7 +1140,8 @@ impl utoipa::Modify for BearerAuth {
         healthz, readyz, metrics_text, openapi_json, dev_token, cluster, create_venue, create_event, list_events,
         event_details, seat_map, super::stream::seat_stream, create_hold, my_holds, get_hold, release_hold,
         create_booking, my_bookings, get_booking, cancel_booking, public_key, get_ticket, ticket_qr, transfer_ticket,
-        checkin, join_waitlist, leave_waitlist
+        checkin, join_waitlist, leave_waitlist,
+        super::admin::add_node, super::admin::remove_node, super::admin::transfer_leader, super::admin::trigger_snapshot
     ),
     components(schemas(ErrorBody))
 )]
