@@ -107,6 +107,12 @@ pub struct GatewaySection {
     /// Token bucket size per user.
     #[serde(default = "defaults::user_burst_max")]
     pub user_burst_max: u32,
+    /// Waiting-room joins per second from one client address.
+    #[serde(default = "defaults::join_addr_per_sec")]
+    pub join_addr_per_sec: u32,
+    /// Burst of waiting-room joins from one client address.
+    #[serde(default = "defaults::join_addr_burst_max")]
+    pub join_addr_burst_max: u32,
     /// How long a call to the cluster may keep retrying before 503.
     #[serde(default = "defaults::cluster_budget_ms")]
     pub cluster_budget_ms: u64,
@@ -163,7 +169,7 @@ mod defaults {
         500
     }
     pub(super) fn sweep_interval_ms() -> u64 {
-        1_000
+        500
     }
     pub(super) fn snapshot_logs_since_last() -> u64 {
         5_000
@@ -173,6 +179,12 @@ mod defaults {
     }
     pub(super) fn user_requests_per_sec() -> u32 {
         20
+    }
+    pub(super) fn join_addr_per_sec() -> u32 {
+        20
+    }
+    pub(super) fn join_addr_burst_max() -> u32 {
+        100
     }
     pub(super) fn user_burst_max() -> u32 {
         40
@@ -321,6 +333,9 @@ impl Config {
             }
             if gateway.payment_grace_ms <= gateway.payment_timeout_ms {
                 return Err(bad("gateway.payment_grace_ms", "must exceed gateway.payment_timeout_ms"));
+            }
+            if gateway.join_addr_per_sec == 0 || gateway.join_addr_burst_max == 0 {
+                return Err(bad("gateway.join_addr_per_sec", "rate limits must be positive"));
             }
             if gateway.user_requests_per_sec == 0 || gateway.user_burst_max == 0 {
                 return Err(bad("gateway.user_requests_per_sec", "rate limits must be positive"));

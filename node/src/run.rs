@@ -96,6 +96,8 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + S
                 body_bytes_max: g.body_bytes_max,
                 user_requests_per_sec: g.user_requests_per_sec,
                 user_burst_max: g.user_burst_max,
+                join_addr_per_sec: g.join_addr_per_sec,
+                join_addr_burst_max: g.join_addr_burst_max,
                 metrics: metrics.clone(),
                 payment_grace_ms: g.payment_grace_ms,
                 webhooks: (!g.webhooks.is_empty()).then(|| gateway::notify::Webhooks {

@@ -46,6 +46,8 @@ fn the_committed_openapi_document_matches_the_code() {
         ("/v1/tickets/public-key", "get"),
         ("/v1/checkin", "post"),
         ("/v1/events/{event_id}/waitlist", "post"),
+        ("/v1/events/{event_id}/queue", "post"),
+        ("/v1/events/{event_id}/queue/status", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),

@@ -35,7 +35,7 @@ pub use client::{ClientError, ClusterClient, Consistency, EventStream, EventWatc
 pub use events::{IndexedEvents, EVENTS_KEPT_MAX};
 pub use feed::{SeatChange, FEED_CHANGES_MAX};
 pub use node::{GroupStatus, NodeConfig, NodeError, RaftNode};
-pub use query::{answer, Answer, Query, ReadReply, EVENTS_PAGE_MAX, INTENTS_PAGE_MAX};
+pub use query::{answer, Answer, Query, ReadReply, AUDIT_PAGE_MAX, EVENTS_PAGE_MAX, INTENTS_PAGE_MAX};
 pub use sm::{ShardSm, ShardState, SnapshotBuilder};
 pub use store::{FlushStats, LogStore, NodeStore};
 pub use types::{CmdResp, GroupId, LogCmd, PeerNode, TypeConfig};

@@ -603,18 +603,35 @@ async fn sweep_loop(node: std::sync::Weak<RaftNode>, group: GroupId, interval_ms
         if !raft.is_leader() {
             continue;
         }
-        let due = node.local_read(group, |s| s.has_due_holds(s.clock_ms().max(wall_ms()))).unwrap_or(false);
-        if !due {
-            continue;
+        let (due, rooms_due) = node
+            .local_read(group, |s| {
+                let now = s.clock_ms().max(wall_ms());
+                (s.has_due_holds(now), s.queues_due(now))
+            })
+            .unwrap_or((false, false));
+        if due {
+            round += 1;
+            let cmd = Command::new(
+                format!("node-{}", node.id()),
+                format!("sweep-{round}"),
+                Op::ExpireHolds { holds_max: 10_000 },
+            );
+            if let Err(e) = node.propose(group, cmd).await {
+                tracing::debug!("expiry sweep of group {group} not applied: {e}");
+            }
         }
-        round += 1;
-        let cmd = Command::new(
-            format!("node-{}", node.id()),
-            format!("sweep-{round}"),
-            Op::ExpireHolds { holds_max: 10_000 },
-        );
-        if let Err(e) = node.propose(group, cmd).await {
-            tracing::debug!("expiry sweep of group {group} not applied: {e}");
+        // Waiting rooms admit by entry time: after the sweep, so seats its
+        // expiries freed count for admission.
+        if rooms_due {
+            round += 1;
+            let cmd = Command::new(
+                format!("node-{}", node.id()),
+                format!("rooms-{round}"),
+                Op::AdvanceQueues { events_max: 10_000 },
+            );
+            if let Err(e) = node.propose(group, cmd).await {
+                tracing::debug!("waiting-room advance of group {group} not applied: {e}");
+            }
         }
     }
 }

@@ -4,14 +4,16 @@
 
 use serde::{Deserialize, Serialize};
 use statemachine::{
-    BookingId, BookingView, EventId, EventView, HoldId, HoldView, IntentView, Millis, SeatMap, State, TicketId,
-    TicketView, VenueId, VenueView, WaitlistId, WaitlistView,
+    BookingId, BookingView, EventId, EventView, HoldId, HoldView, IntentView, Millis, QueueAudit, QueueView, SeatMap,
+    State, TicketId, TicketView, VenueId, VenueView, WaitlistId, WaitlistView,
 };
 
 /// Events one [`Query::Events`] page returns at most.
 pub const EVENTS_PAGE_MAX: u32 = 500;
 /// Intents one [`Query::PaymentsNeedingAction`] returns at most.
 pub const INTENTS_PAGE_MAX: u32 = 1_000;
+/// Entries one [`Query::QueueAudit`] page returns at most.
+pub const AUDIT_PAGE_MAX: u32 = 10_000;
 
 /// What to read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +53,22 @@ pub enum Query {
     },
     /// The replica's applied index and state hash (convergence checks).
     Fingerprint,
+    /// An event's waiting room, with one user's place if given.
+    Queue {
+        /// The event.
+        event: EventId,
+        /// The user.
+        user: Option<String>,
+    },
+    /// A page of a waiting room's pre-queue draw.
+    QueueAudit {
+        /// The event.
+        event: EventId,
+        /// Positions after this one.
+        after: u64,
+        /// Page size (capped).
+        limit: u32,
+    },
 }
 
 /// The answer to a [`Query`], variant for variant.
@@ -90,6 +108,10 @@ pub enum Answer {
         /// Hash of the state.
         state_hash: u64,
     },
+    /// [`Query::Queue`].
+    Queue(Option<QueueView>),
+    /// [`Query::QueueAudit`].
+    QueueAudit(Option<QueueAudit>),
 }
 
 /// A read's answer with the index of the state it was read from.
@@ -126,6 +148,10 @@ pub fn answer(state: &State, query: &Query, now: Millis) -> Answer {
             state.payments_needing_action(*pending_before_ms, (*max).clamp(1, INTENTS_PAGE_MAX) as usize),
         ),
         Query::Fingerprint => Answer::Fingerprint { applied_index: state.last_index(), state_hash: state.state_hash() },
+        Query::Queue { event, user } => Answer::Queue(state.queue(*event, user.as_deref(), now)),
+        Query::QueueAudit { event, after, limit } => {
+            Answer::QueueAudit(state.queue_audit(*event, *after, (*limit).clamp(1, AUDIT_PAGE_MAX) as usize))
+        }
     }
 }
 

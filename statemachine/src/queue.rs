@@ -311,6 +311,10 @@ pub struct QueueView {
     pub active_max: u32,
     /// When the sale opens.
     pub opens_at_ms: Millis,
+    /// A load-activated room: the hold rate above which it activates.
+    pub activate_above_per_sec: Option<u32>,
+    /// When a load-activated room became active.
+    pub activated_at_ms: Option<Millis>,
     /// The user asked about.
     pub user: Option<QueueUserView>,
 }
@@ -424,6 +428,11 @@ impl State {
         }
         if ev.settings.sale_over(now) {
             return Err(Rejection::NotOnSale);
+        }
+        // Nobody joins a room that can sell nothing more; waiting users
+        // learn it from the room's view.
+        if sold_out(&ev.counts) {
+            return Err(Rejection::SoldOut);
         }
         let opens_at = ev.settings.sale_opens_at_ms;
         let valid: Vec<bool> = users.iter().map(|u| self.check_id("user", u).is_ok()).collect();
@@ -614,6 +623,8 @@ impl State {
             admit_per_minute: spec.admit_per_minute,
             active_max: spec.active_max,
             opens_at_ms: ev.settings.sale_opens_at_ms,
+            activate_above_per_sec: spec.activate_above_per_sec,
+            activated_at_ms: room.activated_at_ms,
             user,
         })
     }

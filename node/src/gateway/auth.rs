@@ -47,11 +47,30 @@ pub enum AuthError {
     BadSubject,
 }
 
-/// Issues and verifies user tokens with one HMAC key.
+/// Issues and verifies user tokens with one HMAC key, and the waiting
+/// room's tokens with keys derived from it (so a queue or access token can
+/// never pass for a user token, nor one for the other).
 pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    purposes: [(EncodingKey, DecodingKey); 2],
+}
+
+/// What a derived-key token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A place in a waiting room.
+    Queue = 0,
+    /// Admission to shop an event.
+    Access = 1,
+}
+
+fn derive_key(secret: &[u8], label: &str) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().to_vec()
 }
 
 impl Auth {
@@ -61,7 +80,34 @@ impl Auth {
         // Expiry is checked below against the caller's clock.
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
-        Auth { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        let purpose = |label: &str| {
+            let key = derive_key(secret, label);
+            (EncodingKey::from_secret(&key), DecodingKey::from_secret(&key))
+        };
+        Auth {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            purposes: [purpose("ticketing/queue-token/v1"), purpose("ticketing/access-token/v1")],
+        }
+    }
+
+    /// Signs `claims` with the key of `purpose`.
+    pub(crate) fn sign<T: Serialize>(&self, purpose: Purpose, claims: &T) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.purposes[purpose as usize].0)
+            .expect("HS256 encoding of plain claims cannot fail")
+    }
+
+    /// The claims of a token signed with the key of `purpose` (expiry is the
+    /// caller's to check).
+    pub(crate) fn open<T: serde::de::DeserializeOwned>(&self, purpose: Purpose, token: &str) -> Result<T, AuthError> {
+        use jsonwebtoken::errors::ErrorKind;
+        jsonwebtoken::decode::<T>(token, &self.purposes[purpose as usize].1, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => AuthError::BadSignature,
+                _ => AuthError::Malformed,
+            })
     }
 
     /// A token for `user` with `roles`, valid for `ttl_secs` from `now_secs`.

@@ -137,6 +137,8 @@ pub(crate) fn rejection(r: Rejection, group: u64) -> ApiError {
         ),
         Rejection::WaitlistNotFound => (StatusCode::NOT_FOUND, "waitlist_not_found", json!({})),
         Rejection::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", json!({})),
+        Rejection::NoWaitingRoom => (StatusCode::CONFLICT, "no_waiting_room", json!({})),
+        Rejection::QueueRequired => (StatusCode::FORBIDDEN, "queue_required", json!({})),
         Rejection::LimitReached(_) => {
             return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "limit_reached", message).retry_after(5)
         }

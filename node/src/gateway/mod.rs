@@ -12,6 +12,8 @@
 //!   from the groups every second.
 //! - `auth`, `tickets`, `payments`, `search`: JWTs, signed QR tickets, the
 //!   payment provider interface and its sandbox, the search index.
+//! - `queue`: the waiting room (batched joins, queue and access tokens,
+//!   status and its stream, the hold gate, the pre-queue audit).
 
 mod admin;
 pub mod auth;
@@ -20,6 +22,7 @@ mod http;
 mod ids;
 pub mod notify;
 pub mod payments;
+mod queue;
 mod routes;
 mod saga;
 pub mod search;
@@ -72,6 +75,10 @@ pub struct GatewaySettings {
     pub payment_grace_ms: u64,
     /// Webhooks for domain events (the log sink is always on).
     pub webhooks: Option<notify::Webhooks>,
+    /// Waiting-room joins per second from one address.
+    pub join_addr_per_sec: u32,
+    /// Burst of joins from one address.
+    pub join_addr_burst_max: u32,
 }
 
 /// A running gateway's shared state. Cheap to clone.
@@ -94,6 +101,7 @@ struct Inner {
     payment_grace_ms: u64,
     streams: Arc<tokio::sync::Semaphore>,
     webhooks: Option<notify::Webhooks>,
+    rooms: queue::Rooms,
 }
 
 fn wall_ms() -> Millis {
@@ -106,6 +114,10 @@ impl Gateway {
         let per_sec = NonZeroU32::new(settings.user_requests_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.user_burst_max).unwrap_or(NonZeroU32::MIN);
         let search = SearchIndex::new().map_err(|e| ApiError::internal(format!("search index: {e}")))?;
+        let mut groups: Vec<u64> = settings.regions.values().copied().collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let rooms = queue::Rooms::new(&groups, settings.join_addr_per_sec, settings.join_addr_burst_max);
         Ok(Gateway {
             inner: Arc::new(Inner {
                 cluster: settings.cluster,
@@ -121,6 +133,7 @@ impl Gateway {
                 payment_grace_ms: settings.payment_grace_ms,
                 streams: Arc::new(tokio::sync::Semaphore::new(stream::STREAMS_MAX)),
                 webhooks: settings.webhooks,
+                rooms,
             }),
         })
     }
@@ -135,6 +148,10 @@ impl Gateway {
 
     pub(crate) fn payments(&self) -> &dyn PaymentProvider {
         &*self.inner.payments
+    }
+
+    pub(crate) fn rooms(&self) -> &queue::Rooms {
+        &self.inner.rooms
     }
 
     pub(crate) fn catalog(&self) -> &catalog::Catalog {
@@ -246,6 +263,7 @@ impl Gateway {
                 }
             }
         }));
+        tasks.extend(queue::spawn_batchers(self, stop.clone()));
         for group in self.groups() {
             let hooks = self.inner.webhooks.clone();
             tasks.push(tokio::spawn(notify::run_group(self.clone(), hooks, group, stop.clone())));
@@ -259,6 +277,7 @@ impl Gateway {
                     _ = tick.tick() => {
                         gw.inner.limiter.retain_recent();
                         gw.inner.limiter.shrink_to_fit();
+                        gw.inner.rooms.prune_limiter();
                     }
                     _ = s.changed() => return,
                 }

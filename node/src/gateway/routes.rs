@@ -63,6 +63,10 @@ pub(super) fn router(gw: Gateway, body_bytes_max: usize) -> Router {
         .route("/v1/tickets/{ticket_id}/transfer", post(transfer_ticket))
         .route("/v1/checkin", post(checkin))
         .route("/v1/waitlist/{waitlist_id}", delete(leave_waitlist))
+        .route("/v1/events/{event_id}/queue", post(super::queue::join))
+        .route("/v1/events/{event_id}/queue/status", get(super::queue::status))
+        .route("/v1/events/{event_id}/queue/stream", get(super::queue::stream))
+        .route("/v1/events/{event_id}/queue/audit", get(super::queue::audit))
         .merge(super::admin::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_bytes_max))
@@ -610,7 +614,7 @@ struct BestReq {
         (status = 201, description = "`{\"hold_id\", \"event_id\", \"seat_ids\", \"expires_at\", \"total_price\", \"currency\"}`"),
         (status = 400, description = "invalid_seats, too_many_seats, invalid_request", body = ErrorBody),
         (status = 401, description = "missing or invalid token", body = ErrorBody),
-        (status = 403, description = "queue_required", body = ErrorBody),
+        (status = 403, description = "queue_required: the event's waiting room is active and no valid `X-Access-Token` for this user and event was sent (or the room has not admitted the user, or their turn ended)", body = ErrorBody),
         (status = 404, description = "event_not_found", body = ErrorBody),
         (status = 409, description = "seats_unavailable, hold_limit, not_on_sale, sold_out", body = ErrorBody),
         (status = 429, description = "rate_limited", body = ErrorBody),
@@ -621,6 +625,7 @@ async fn create_hold(
     State(gw): State<Gateway>,
     caller: Caller,
     key: IdemKey,
+    headers: axum::http::HeaderMap,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<HoldReq>,
 ) -> ApiResult {
@@ -640,6 +645,7 @@ async fn create_hold(
         }
         _ => return Err(ApiError::bad_request("give exactly one of seat_ids and best_available")),
     };
+    gw.check_access(group, event, &id, &caller.user, &headers).await?;
     let op = Op::Hold { event, user: caller.user.clone(), selection };
     match gw.propose(group, &caller.user, &key.0, op).await?.result {
         Ok(Outcome::Held(receipt)) => created(views::hold_receipt(group, &receipt)),
@@ -1141,6 +1147,7 @@ impl utoipa::Modify for BearerAuth {
         event_details, seat_map, super::stream::seat_stream, create_hold, my_holds, get_hold, release_hold,
         create_booking, my_bookings, get_booking, cancel_booking, public_key, get_ticket, ticket_qr, transfer_ticket,
         checkin, join_waitlist, leave_waitlist,
+        super::queue::join, super::queue::status, super::queue::stream, super::queue::audit,
         super::admin::add_node, super::admin::remove_node, super::admin::transfer_leader, super::admin::trigger_snapshot
     ),
     components(schemas(ErrorBody))

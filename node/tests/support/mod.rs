@@ -87,6 +87,11 @@ pub fn cluster(n: u64, demo: bool) -> Cluster {
 
 /// [`cluster`] with extra `[gateway]` keys for node 1.
 pub fn cluster_with(n: u64, demo: bool, node1_gateway: &str) -> Cluster {
+    cluster_gateways(n, demo, node1_gateway, "")
+}
+
+/// [`cluster`] with extra `[gateway]` keys for node 1 and for every node.
+pub fn cluster_gateways(n: u64, demo: bool, node1_gateway: &str, every_gateway: &str) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let grpc: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let http: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -113,6 +118,7 @@ pub fn cluster_with(n: u64, demo: bool, node1_gateway: &str) -> Cluster {
         if id == 1 {
             text.push_str(node1_gateway);
         }
+        text.push_str(every_gateway);
         let config = dir.path().join(format!("node{id}.toml"));
         std::fs::write(&config, text).unwrap();
         let mut node = Node { id, config, log: dir.path().join(format!("node{id}.log")), child: None };

@@ -242,6 +242,7 @@ fn admission_pauses_with_no_seat_left_and_the_room_reports_a_sell_out() {
     h.book(h1.hold, "u1");
     assert!(view(&h, e, "u5").sold_out);
     assert!(!h.state.queues_due(h.now + SEC));
+    assert_eq!(h.err(Op::JoinQueue { event: e, users: vec!["late".into()], seed: SEED }), Rejection::SoldOut);
     h.advance(SEC);
     assert_eq!(advance(&mut h), 0);
     assert_eq!(view(&h, e, "u5").admitted_through, 2);
@@ -378,7 +379,12 @@ fn room_run(steps: Vec<Step>, cap: u32) -> Result<(), TestCaseError> {
         match s {
             Step::Join(who) => {
                 let names: Vec<String> = who.iter().map(|w| format!("u{w}")).collect();
-                let places = join(&mut h, e, &refs(&names));
+                let op = Op::JoinQueue { event: e, users: names, seed: SEED };
+                let places = match h.run(op).result {
+                    Ok(Outcome::QueueJoined { places }) => places,
+                    Err(Rejection::SoldOut) => continue,
+                    other => panic!("{other:?}"),
+                };
                 for (w, p) in who.iter().zip(places) {
                     let seen = *first.entry(*w).or_insert(p);
                     if seen != QueuePlace::PreQueue {

@@ -1,0 +1,147 @@
+//! Waiting-room throughput through HTTP: joins per second and status checks
+//! per second against a real three-node cluster on this machine, at rising
+//! client concurrency. A load tool, not a criterion benchmark: each figure
+//! is one timed run of many requests.
+//!
+//! `cargo bench -p node --bench queue` (optional: `QUEUE_BENCH_USERS`,
+//! default 50,000 joins per concurrency level).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn rfc3339(ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap();
+    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+fn token(user: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        roles: Vec<&'a str>,
+        exp: u64,
+        iat: u64,
+    }
+    let now = now_ms() / 1000;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &Claims { sub: user, roles: vec![], exp: now + 3600, iat: now },
+        &jsonwebtoken::EncodingKey::from_secret(support::JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p) as usize]
+}
+
+/// Runs `n` requests from `concurrency` workers; returns (per second, p50 ms, p99 ms).
+async fn drive<F, Fut>(n: usize, concurrency: usize, f: F) -> (f64, f64, f64)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (f, next) = (f.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return lat;
+                }
+                let t = Instant::now();
+                f(i).await;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    let mut lat = Vec::with_capacity(n);
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (n as f64 / secs, percentile(&lat, 0.5), percentile(&lat, 0.99))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let users: usize = std::env::var("QUEUE_BENCH_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    let extra = "join_addr_per_sec = 1000000\njoin_addr_burst_max = 1000000\n";
+    let c = support::cluster_gateways(3, false, "", extra);
+    let base = c.gateway(1);
+    c.wait_ready(&base, Duration::from_secs(60)).await;
+    let admin = c.token(&base, "root", &["admin"]).await;
+    let venue = json!({"name": "Hall", "city": "Pune", "region": "ap-south",
+        "sections": [{"name": "Floor", "category": "regular", "rows": [{"label": "A", "seats": 100}]}]});
+    let (s, v) =
+        support::call(&c.client, Method::POST, &format!("{base}/v1/admin/venues"), Some(&admin), Some(venue), None)
+            .await;
+    assert_eq!(s, 201, "{v}");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build().unwrap();
+    println!("| clients | joins/s | join p50 ms | join p99 ms | status/s | status p50 ms | status p99 ms |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for concurrency in [16usize, 64, 256] {
+        let body = json!({"venue_id": v["venue_id"], "title": "Bench", "kind": "concert",
+            "starts_at": rfc3339(now_ms() + 30 * 86_400_000), "genre": "pop", "language": "en", "currency": "INR",
+            "prices": {"regular": 1000}, "sale_opens_at": rfc3339(now_ms() - 86_400_000),
+            "waiting_room": {"enabled": true, "admit_per_minute": 60, "active_max": 10}});
+        let (s, e) =
+            support::call(&c.client, Method::POST, &format!("{base}/v1/admin/events"), Some(&admin), Some(body), None)
+                .await;
+        assert_eq!(s, 201, "{e}");
+        let event = e["event_id"].as_str().unwrap().to_string();
+        // Tokens are made before the clock starts: signing is the client's cost.
+        let tokens: Arc<Vec<String>> = Arc::new((0..users).map(|i| token(&format!("b{concurrency}-{i}"))).collect());
+        let queue_tokens: Arc<std::sync::Mutex<Vec<String>>> =
+            Arc::new(std::sync::Mutex::new(vec![String::new(); users]));
+        let (cl, b, ev, tk, qt) = (client.clone(), base.clone(), event.clone(), tokens.clone(), queue_tokens.clone());
+        let joins = drive(users, concurrency, move |i| {
+            let (cl, b, ev, tk, qt) = (cl.clone(), b.clone(), ev.clone(), tk.clone(), qt.clone());
+            async move {
+                let r = cl.post(format!("{b}/v1/events/{ev}/queue")).bearer_auth(&tk[i]).send().await.unwrap();
+                assert_eq!(r.status(), 201);
+                let v: Value = r.json().await.unwrap();
+                qt.lock().unwrap()[i] = v["queue_token"].as_str().unwrap().to_string();
+            }
+        })
+        .await;
+        let (cl, b, ev, tk, qt) = (client.clone(), base.clone(), event.clone(), tokens.clone(), queue_tokens.clone());
+        let statuses = drive(users, concurrency, move |i| {
+            let (cl, b, ev, tk) = (cl.clone(), b.clone(), ev.clone(), tk.clone());
+            let q = qt.lock().unwrap()[i].clone();
+            async move {
+                let r = cl
+                    .get(format!("{b}/v1/events/{ev}/queue/status"))
+                    .bearer_auth(&tk[i])
+                    .header("x-queue-token", q)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                let _ = r.bytes().await.unwrap();
+            }
+        })
+        .await;
+        println!(
+            "| {concurrency} | {:.0} | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} |",
+            joins.0, joins.1, joins.2, statuses.0, statuses.1, statuses.2
+        );
+    }
+}
