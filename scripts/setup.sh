@@ -15,6 +15,12 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 if ! compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null && ! compgen -G '/usr/lib/*-linux-gnu/libclang-[0-9]*.so*' >/dev/null; then
     need_apt+=(libclang-dev clang)
 fi
+# The fault-injection suite (jepsen/) puts each node in a network namespace
+# and partitions with iptables when it runs as root.
+if [ "$(id -u)" -eq 0 ]; then
+    command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+    command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+fi
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]}" >&2
     SUDO=""

@@ -403,12 +403,25 @@ pub fn hold_expiry(calls: &[Call], setup: &Setup) -> CheckResult {
             ));
         }
     }
+    // A retry with the same key is the same request: its hold may date from
+    // the first attempt.
+    let mut first_inv: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for c in client_calls(calls).filter(|c| c.invoke.f == F::Hold) {
+        if let (Some(u), Some(k)) = (c.invoke.value.user.as_deref(), c.invoke.value.key.as_deref()) {
+            let t = first_inv.entry((u, k)).or_insert(u64::MAX);
+            *t = (*t).min(c.inv_ms());
+        }
+    }
     // Seats given away early.
     let mut pairs = 0u64;
     for (i, a) in holds.iter().enumerate() {
         let (Some(event), Some(a_ret)) = (a.invoke.value.event.as_deref(), a.ret_ms()) else { continue };
         let Some(&ttl_ms) = ttl.get(event) else { continue };
-        let lower = (a.inv_ms() + ttl_ms).saturating_sub(tol.fwd_ms);
+        let a_inv = match (a.invoke.value.user.as_deref(), a.invoke.value.key.as_deref()) {
+            (Some(u), Some(k)) => first_inv.get(&(u, k)).copied().unwrap_or(a.inv_ms()),
+            _ => a.inv_ms(),
+        };
+        let lower = (a_inv + ttl_ms).saturating_sub(tol.fwd_ms);
         let a_id = a.result().hold.clone().unwrap_or_default();
         let freed = freed_at.get(&a_id).copied().unwrap_or(u64::MAX);
         for b in holds.iter().skip(i + 1) {

@@ -169,6 +169,11 @@ impl Mix {
         }
     }
 
+    /// Whether this mix exists to expose a planted bug.
+    pub fn self_test(self) -> bool {
+        matches!(self, Mix::KillAll | Mix::Isolate | Mix::ClockBig)
+    }
+
     /// The largest forward and backward skew this mix injects, ms.
     pub fn clock_skew_ms(self) -> (u64, u64) {
         let mut fwd = 0u64;
@@ -220,7 +225,9 @@ pub fn schedule(seed: u64, mix: Mix, time_limit_ms: u64, can_partition: bool) ->
     while t + 4_000 < time_limit_ms {
         let pause_ms = ELECTION_TIMEOUT_MS * 3;
         let for_ms = rng.gen_range(5_000..=9_000).max(pause_ms).min(time_limit_ms - t - 1_000);
-        let quiet = rng.gen_bool(0.25);
+        // The first period always has its fault, and self-test mixes have
+        // no quiet periods: a run must not pass for want of faults.
+        let quiet = rng.gen_bool(0.25) && !out.is_empty() && !mix.self_test();
         let fault = menu[rng.gen_range(0..menu.len())].clone();
         if !quiet {
             out.push(Step { at_ms: t, for_ms, fault });
@@ -302,6 +309,11 @@ mod tests {
         assert!(a.iter().all(|s| s.at_ms + s.for_ms < 60_000));
         assert!(schedule(7, Mix::Partition, 60_000, false).is_empty(), "no partitions without namespaces");
         assert!(schedule(7, Mix::None, 60_000, true).is_empty());
+        for seed in 0..50 {
+            let s = schedule(seed, Mix::KillAll, 30_000, true);
+            assert!(s.len() >= 2 && s[0].at_ms == 3_000, "seed {seed}: {s:?}");
+            assert!(!schedule(seed, Mix::Clock, 20_000, true).is_empty());
+        }
     }
 
     #[test]

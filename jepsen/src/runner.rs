@@ -30,6 +30,8 @@ pub const HOLD_TTL_SECS: u64 = 3;
 pub const EVENT_OPS_MAX: usize = 120;
 /// Events open at once.
 pub const EVENTS_LIVE: usize = 4;
+/// Events made per run (at `EVENT_OPS_MAX` calls each).
+pub const EVENTS_MAX: usize = 400;
 /// Operations per run (history lines, invocations and completions).
 pub const HISTORY_OPS_MAX: usize = 200_000;
 /// How long a client call may take before its outcome is unknown.
@@ -158,9 +160,28 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     let calls = history::pair(&ops).map_err(|e| RunError::Setup(format!("the recorded history is malformed: {e}")))?;
     let verdict = checker::check_all(&calls, &setup, &observed, opts.check_secs_max);
     let logs = cluster.as_ref().map(|c| c.logs()).unwrap_or_default();
+    std::fs::create_dir_all(&opts.out)?;
+    let observed_json = serde_json::to_string_pretty(&observed).map_err(std::io::Error::from)?;
+    std::fs::write(opts.out.join("observed.json"), observed_json)?;
     report::write(&opts.out, &ops, &calls, &setup, &faults, &verdict, &logs, opts)?;
     drop(cluster);
     Ok(RunOutcome { verdict, dir: opts.out.clone(), calls: calls.len() })
+}
+
+/// Checks the history of an earlier run's report directory again (after
+/// a checker changed, or with another time budget).
+pub fn recheck(dir: &std::path::Path, check_secs_max: u64) -> Result<Verdict, RunError> {
+    let bad = |e: String| RunError::Setup(format!("{}: {e}", dir.display()));
+    let file = std::fs::File::open(dir.join("history.jsonl"))?;
+    let ops = history::read_jsonl(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+    let calls = history::pair(&ops).map_err(|e| bad(e.to_string()))?;
+    let setup: Setup =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("setup.json"))?).map_err(|e| bad(e.to_string()))?;
+    let observed: Observed = match std::fs::read_to_string(dir.join("observed.json")) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?,
+        Err(_) => Observed::default(),
+    };
+    Ok(checker::check_all(&calls, &setup, &observed, check_secs_max))
 }
 
 type Driven = (Vec<history::Op>, Setup, Vec<FaultPeriod>, Observed);
@@ -214,7 +235,8 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
         .await?
     };
     // Enough events for the run at a generous rate, plus the probe event.
-    let events_total = ((opts.time_limit_secs * 60) as usize / EVENT_OPS_MAX).clamp(EVENTS_LIVE * 2, 60);
+    let calls = opts.time_limit_secs * opts.threads * workload::CALLS_PER_SEC_PER_THREAD;
+    let events_total = (calls as usize / EVENT_OPS_MAX + EVENTS_LIVE + 2).min(EVENTS_MAX);
     let mut ids = Vec::new();
     for i in 0..=events_total {
         let (admin, venue, title) = (admin.clone(), venue.clone(), format!("jepsen-{tag}-{i}"));

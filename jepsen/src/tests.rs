@@ -508,3 +508,25 @@ fn a_retried_request_is_one_operation() {
     h.read(2, 110, 120, "haaa", 3, false);
     assert_eq!(checker::linearizable(&h.calls(), &setup(), budget()).valid, Validity::Invalid);
 }
+
+#[test]
+fn hold_expiry_dates_a_retried_hold_from_its_first_attempt() {
+    // alice's first attempt timed out but took effect at once; her retry
+    // much later is answered with that hold, which ran out before bob
+    // took the seat.
+    let mut h = H::default();
+    let args = Value {
+        event: Some(EV.into()),
+        user: Some("alice".into()),
+        key: Some("same".into()),
+        seats: vec!["A-1-1".into()],
+        ..Value::default()
+    };
+    h.call(F::Hold, 1, 0, 4_000, args.clone(), info());
+    let res = Value { hold: Some("hld-1".into()), expires_at_ms: Some(START + TTL_MS), ..Value::default() };
+    h.call(F::Hold, 2, 4_100, 4_110, args, ok(res));
+    h.hold(3, "bob", &["A-1-1"], 4_200, 4_210, "hld-2");
+    let calls = h.calls();
+    assert_eq!(checker::hold_expiry(&calls, &setup()).valid, Validity::Valid);
+    assert_eq!(checker::linearizable(&calls, &setup(), budget()).valid, Validity::Valid);
+}

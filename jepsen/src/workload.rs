@@ -20,6 +20,13 @@ use rand::{Rng, SeedableRng};
 use crate::api::{Gateway, Http, Reply};
 use crate::history::{Op, OpType, Value, F};
 
+/// Pause between two calls of a thread.
+const THINK_MS_MIN: u64 = 50;
+/// Pause between two calls of a thread.
+const THINK_MS_MAX: u64 = 150;
+/// Calls per second a thread makes at most (one per mean think time).
+pub(crate) const CALLS_PER_SEC_PER_THREAD: u64 = 1000 / ((THINK_MS_MIN + THINK_MS_MAX) / 2);
+
 /// Records operations with times relative to the run's start.
 pub(crate) struct Recorder {
     start: Instant,
@@ -306,7 +313,9 @@ pub(crate) async fn worker(shared: Arc<Shared>, thread: u64, seed: u64) {
                 mine = Mine::default();
             }
         }
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..15))).await;
+        // Think time keeps the rate near what the events were made for
+        // (`CALLS_PER_SEC_PER_THREAD`), so faults meet a running workload.
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(THINK_MS_MIN..=THINK_MS_MAX))).await;
     }
 }
 

@@ -47,10 +47,29 @@ struct Cli {
     /// Seconds the linearizability search may take (a timeout fails the run).
     #[arg(long, default_value_t = 120)]
     check_secs_max: u64,
+    /// Check the history in this report directory again and exit.
+    #[arg(long, value_name = "DIR")]
+    recheck: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.recheck {
+        return match runner::recheck(dir, cli.check_secs_max) {
+            Ok(v) => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                if v.valid {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("jepsen: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let Some(mix) = Mix::parse(&cli.mix) else {
         eprintln!("jepsen: unknown mix {:?}", cli.mix);
         return ExitCode::from(2);
