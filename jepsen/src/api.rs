@@ -1,11 +1,13 @@
 //! The gateway calls the workload makes, behind one small trait so the
-//! transport is a one-file change: today plain HTTP (`reqwest`) with the
-//! contract's routes, one attempt per call (the history must see each
-//! attempt's outcome; retries are the workload's, with the same key).
+//! transport is a one-file change. The workload goes through the SDK
+//! (`client::Client`), with an explicit idempotency key per request and at
+//! most one retry inside a call (so a call's interval stays short); setup
+//! calls that are not recorded (tokens, catalog, readiness, the cluster
+//! view) use plain HTTP.
 //!
-//! Every reply is classified the way the history needs it: `Ok` (2xx, it
-//! happened), `Fail` (a definite refusal: a 4xx, or a connection that was
-//! never made), `Info` (unknown: a timeout, a 5xx, a 202 pending payment).
+//! Every reply is classified the way the history needs it: `Ok` (it
+//! happened), `Fail` (a definite refusal: a 4xx), `Info` (unknown: no
+//! gateway answered, a 5xx, an unreadable answer, a 202 pending payment).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -213,131 +215,137 @@ impl Http {
     }
 }
 
-impl Gateway for Http {
+/// One gateway: the SDK for the workload, plain HTTP for setup.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) http: Http,
+    sdk: client::Client,
+}
+
+impl Endpoint {
+    /// The gateway at `base`; each attempt gives up after `timeout`.
+    pub(crate) fn new(base: String, timeout: Duration) -> Endpoint {
+        let retry = client::RetryPolicy {
+            retries_max: 1,
+            backoff_ms_initial: 100,
+            backoff_ms_max: 500,
+            attempt_timeout_ms: timeout.as_millis() as u64,
+        };
+        let sdk = client::Client::builder()
+            .endpoint(base.clone())
+            .retry(retry)
+            .build()
+            .expect("a gateway URL the runner made");
+        Endpoint { http: Http::new(base, timeout), sdk }
+    }
+
+    fn user(&self, token: &str, key: &str) -> client::Client {
+        self.sdk.with_token(token).with_idempotency_key(key)
+    }
+}
+
+/// How an SDK failure goes into the history.
+fn classify<T>(e: client::Error) -> Reply<T> {
+    match e {
+        client::Error::Api(a) if (400..500).contains(&a.status) => Reply::Fail(a.code.as_str().to_string()),
+        client::Error::Api(a) => Reply::Info(format!("{} {}", a.status, a.code.as_str())),
+        other => Reply::Info(other.to_string()),
+    }
+}
+
+fn status_of(s: client::SeatStatus) -> SeatStatus {
+    match s {
+        client::SeatStatus::Available => SeatStatus::Available,
+        client::SeatStatus::Held => SeatStatus::Held,
+        client::SeatStatus::Booked => SeatStatus::Booked,
+        client::SeatStatus::Blocked => SeatStatus::Blocked,
+    }
+}
+
+fn booking_status(s: client::BookingStatus) -> String {
+    match s {
+        client::BookingStatus::Pending => "pending",
+        client::BookingStatus::Confirmed => "confirmed",
+        client::BookingStatus::Cancelled => "cancelled",
+    }
+    .to_string()
+}
+
+impl Gateway for Endpoint {
     async fn hold(&self, token: &str, event: &str, seats: &[String], key: &str) -> Reply<Held> {
-        let req = self.post(&format!("/v1/events/{event}/holds"), token, key).json(&json!({"seat_ids": seats}));
-        match self.call(req).await {
-            Reply::Ok(b) => match b["hold_id"].as_str() {
-                Some(h) => Reply::Ok(Held {
-                    hold: h.to_string(),
-                    expires_at_ms: b["expires_at"].as_str().and_then(parse_rfc3339_ms),
-                }),
-                None => Reply::Info(format!("a hold reply without hold_id: {b}")),
-            },
-            Reply::Fail(e) => Reply::Fail(e),
-            Reply::Info(e) => Reply::Info(e),
+        match self.user(token, key).hold(event, &client::HoldRequest::seats(seats.iter().cloned())).await {
+            Ok(h) => Reply::Ok(Held { hold: h.hold_id, expires_at_ms: parse_rfc3339_ms(&h.expires_at) }),
+            Err(e) => classify(e),
         }
     }
 
     async fn release(&self, token: &str, hold: &str, key: &str) -> Reply<()> {
-        let req = self
-            .client
-            .delete(format!("{}/v1/holds/{hold}", self.base))
-            .bearer_auth(token)
-            .header("Idempotency-Key", key);
-        match self.call(req).await {
-            Reply::Ok(_) => Reply::Ok(()),
-            Reply::Fail(e) => Reply::Fail(e),
-            Reply::Info(e) => Reply::Info(e),
+        match self.user(token, key).release_hold(hold).await {
+            Ok(()) => Reply::Ok(()),
+            Err(e) => classify(e),
         }
     }
 
     async fn confirm(&self, token: &str, hold: &str, key: &str) -> Reply<Booked> {
-        let req =
-            self.post("/v1/bookings", token, key).json(&json!({"hold_id": hold, "payment": {"token": "tok_visa"}}));
-        match self.call(req).await {
-            Reply::Ok(b) => match b["booking_id"].as_str() {
-                Some(id) => Reply::Ok(Booked {
-                    booking: id.to_string(),
-                    seats: b["seat_ids"]
-                        .as_array()
-                        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-                        .unwrap_or_default(),
-                }),
-                None => Reply::Info(format!("a booking reply without booking_id: {b}")),
-            },
-            Reply::Fail(e) => Reply::Fail(e),
-            Reply::Info(e) => Reply::Info(e),
+        match self.user(token, key).book(hold, "tok_visa").await {
+            Ok(client::BookingOutcome::Confirmed(b)) => Reply::Ok(Booked { booking: b.booking_id, seats: b.seat_ids }),
+            Ok(client::BookingOutcome::Pending { .. }) => Reply::Info("pending".into()),
+            Err(e) => classify(e),
         }
     }
 
     async fn cancel(&self, token: &str, booking: &str, key: &str) -> Reply<()> {
-        match self.call(self.post(&format!("/v1/bookings/{booking}/cancel"), token, key)).await {
-            Reply::Ok(_) => Reply::Ok(()),
-            Reply::Fail(e) => Reply::Fail(e),
-            Reply::Info(e) => Reply::Info(e),
+        match self.user(token, key).cancel_booking(booking).await {
+            Ok(_) => Reply::Ok(()),
+            Err(e) => classify(e),
         }
     }
 
     async fn seat_map(&self, event: &str) -> Reply<SeatMap> {
-        match self.call(self.client.get(format!("{}/v1/events/{event}/seats", self.base))).await {
-            Reply::Ok(b) => {
-                let mut seats = BTreeMap::new();
-                for s in b["seats"].as_array().into_iter().flatten() {
-                    let status = match s["status"].as_str() {
-                        Some("available") => SeatStatus::Available,
-                        Some("held") => SeatStatus::Held,
-                        Some("booked") => SeatStatus::Booked,
-                        Some("blocked") => SeatStatus::Blocked,
-                        _ => return Reply::Info(format!("a seat with an unknown status: {s}")),
-                    };
-                    if let Some(id) = s["seat_id"].as_str() {
-                        seats.insert(id.to_string(), status);
-                    }
-                }
-                Reply::Ok(SeatMap { seats, as_of_index: b["as_of_index"].as_u64() })
-            }
-            Reply::Fail(e) => Reply::Fail(e),
-            Reply::Info(e) => Reply::Info(e),
+        match self.sdk.seat_map(event).await {
+            Ok(m) => Reply::Ok(SeatMap {
+                seats: m.seats.into_iter().map(|s| (s.seat_id, status_of(s.status))).collect(),
+                as_of_index: Some(m.as_of_index),
+            }),
+            Err(e) => classify(e),
         }
     }
 
     async fn counts(&self, event: &str) -> Reply<BTreeMap<String, Counts>> {
-        match self.call(self.client.get(format!("{}/v1/events/{event}", self.base))).await {
-            Reply::Ok(b) => {
-                let mut out = BTreeMap::new();
-                for (cat, c) in b["availability"].as_object().into_iter().flatten() {
-                    let n = |k: &str| c[k].as_u64().unwrap_or(u64::MAX);
-                    out.insert(
-                        cat.clone(),
-                        Counts {
-                            total: n("total"),
-                            available: n("available"),
-                            held: n("held"),
-                            booked: n("booked"),
-                            blocked: n("blocked"),
-                        },
-                    );
-                }
-                Reply::Ok(out)
-            }
-            Reply::Fail(e) => Reply::Fail(e),
-            Reply::Info(e) => Reply::Info(e),
+        match self.sdk.event(event).await {
+            Ok(d) => Reply::Ok(
+                d.availability
+                    .into_iter()
+                    .map(|(cat, a)| {
+                        let c = Counts {
+                            total: a.total,
+                            available: a.available,
+                            held: a.held,
+                            booked: a.booked,
+                            blocked: a.blocked,
+                        };
+                        (cat, c)
+                    })
+                    .collect(),
+            ),
+            Err(e) => classify(e),
         }
     }
 
     async fn bookings(&self, token: &str) -> Reply<Vec<BookingRec>> {
-        match self.call(self.client.get(format!("{}/v1/me/bookings", self.base)).bearer_auth(token)).await {
-            Reply::Ok(b) => {
-                let list = b["bookings"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|x| BookingRec {
-                        booking: x["booking_id"].as_str().unwrap_or_default().to_string(),
-                        hold: x["hold_id"].as_str().unwrap_or_default().to_string(),
-                        event: x["event_id"].as_str().unwrap_or_default().to_string(),
-                        seats: x["seat_ids"]
-                            .as_array()
-                            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-                            .unwrap_or_default(),
-                        status: x["status"].as_str().unwrap_or_default().to_string(),
+        match self.sdk.with_token(token).my_bookings().await {
+            Ok(list) => Reply::Ok(
+                list.into_iter()
+                    .map(|b| BookingRec {
+                        booking: b.booking_id,
+                        hold: b.hold_id.unwrap_or_default(),
+                        event: b.event_id,
+                        seats: b.seat_ids,
+                        status: booking_status(b.status),
                     })
-                    .collect();
-                Reply::Ok(list)
-            }
-            Reply::Fail(e) => Reply::Fail(e),
-            Reply::Info(e) => Reply::Info(e),
+                    .collect(),
+            ),
+            Err(e) => classify(e),
         }
     }
 }

@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::api::{Gateway, Http, Reply};
+use crate::api::{Endpoint, Gateway, Reply};
 use crate::checker::{self, EventSetup, Observed, Setup, Verdict};
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::history::{self, OpType, Value, F, NEMESIS_PROCESS};
@@ -186,12 +186,12 @@ pub fn recheck(dir: &std::path::Path, check_secs_max: u64) -> Result<Verdict, Ru
 
 type Driven = (Vec<history::Op>, Setup, Vec<FaultPeriod>, Observed);
 
-async fn wait_ready(gateways: &[Http], timeout: Duration) -> Result<(), RunError> {
+async fn wait_ready(gateways: &[Endpoint], timeout: Duration) -> Result<(), RunError> {
     let deadline = Instant::now() + timeout;
     for gw in gateways {
-        while !gw.ready().await {
+        while !gw.http.ready().await {
             if Instant::now() > deadline {
-                return Err(RunError::Setup(format!("{} not ready after {timeout:?}", gw.base())));
+                return Err(RunError::Setup(format!("{} not ready after {timeout:?}", gw.http.base())));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -201,9 +201,9 @@ async fn wait_ready(gateways: &[Http], timeout: Duration) -> Result<(), RunError
 
 /// Retries a setup call on every gateway in turn until it succeeds.
 async fn retry<T, Fut: std::future::Future<Output = Result<T, crate::api::ApiError>>>(
-    gateways: &[Http],
+    gateways: &[Endpoint],
     what: &str,
-    mut f: impl FnMut(Http) -> Fut,
+    mut f: impl FnMut(Endpoint) -> Fut,
 ) -> Result<T, RunError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
@@ -221,16 +221,17 @@ async fn retry<T, Fut: std::future::Future<Output = Result<T, crate::api::ApiErr
 }
 
 async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Cluster>) -> Result<Driven, RunError> {
-    let gateways: Vec<Http> = urls.iter().map(|u| Http::new(u.clone(), CALL_TIMEOUT)).collect();
+    let gateways: Vec<Endpoint> = urls.iter().map(|u| Endpoint::new(u.clone(), CALL_TIMEOUT)).collect();
     wait_ready(&gateways, READY_WAIT).await?;
-    let admin = retry(&gateways, "admin token", |g| async move { g.token("jepsen-admin", &["admin"]).await }).await?;
+    let admin =
+        retry(&gateways, "admin token", |g| async move { g.http.token("jepsen-admin", &["admin"]).await }).await?;
     let tag = format!("{:x}", opts.seed ^ wall_ms());
     let venue = {
         let admin = admin.clone();
         let name = format!("jepsen-{tag}");
         retry(&gateways, "venue", move |g| {
             let (admin, name) = (admin.clone(), name.clone());
-            async move { g.create_venue(&admin, &name, 1, EVENT_SEATS).await }
+            async move { g.http.create_venue(&admin, &name, 1, EVENT_SEATS).await }
         })
         .await?
     };
@@ -243,7 +244,7 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
         ids.push(
             retry(&gateways, "event", move |g| {
                 let (admin, venue, title) = (admin.clone(), venue.clone(), title.clone());
-                async move { g.create_event(&admin, &venue, &title, HOLD_TTL_SECS).await }
+                async move { g.http.create_event(&admin, &venue, &title, HOLD_TTL_SECS).await }
             })
             .await?,
         );
@@ -410,9 +411,9 @@ fn nemesis_value(fault: &str, nodes: &[u64]) -> Value {
 }
 
 /// The group's leader as the cluster view says, if any gateway answers.
-async fn leader(gateways: &[Http], admin: &str) -> Option<u64> {
+async fn leader(gateways: &[Endpoint], admin: &str) -> Option<u64> {
     for gw in gateways {
-        if let Some(v) = gw.cluster(admin).await {
+        if let Some(v) = gw.http.cluster(admin).await {
             if let Some(l) = v["groups"][0]["leader"].as_u64() {
                 return Some(l);
             }
@@ -473,7 +474,7 @@ fn end_fault(c: &mut Cluster, fault: &Fault, nodes: &[u64]) -> Result<(), RunErr
 /// Final linearizable reads after healing: every event's seat map, every
 /// user's bookings. Each is retried until it succeeds or the phase's
 /// deadline passes; only the last attempt is recorded.
-async fn final_reads(shared: &Shared, gateways: &[Http], deadline: Instant) {
+async fn final_reads(shared: &Shared, gateways: &[Endpoint], deadline: Instant) {
     let rec = &shared.recorder;
     let process = NEMESIS_PROCESS - 1;
     for ev in &shared.events.ids {
@@ -524,7 +525,7 @@ async fn final_reads(shared: &Shared, gateways: &[Http], deadline: Instant) {
 
 /// Liveness after healing: through every gateway, a hold and its
 /// confirmation on the probe event succeed before the deadline.
-async fn probes(shared: &Shared, gateways: &[Http], event: &str, seats: &[String], deadline: Instant) {
+async fn probes(shared: &Shared, gateways: &[Endpoint], event: &str, seats: &[String], deadline: Instant) {
     let rec = &shared.recorder;
     for (i, gw) in gateways.iter().enumerate() {
         let process = NEMESIS_PROCESS - 2 - i as u64;
@@ -540,7 +541,7 @@ async fn probes(shared: &Shared, gateways: &[Http], event: &str, seats: &[String
         let mut last = String::from("no attempt");
         let mut ok = false;
         while Instant::now() < deadline && !ok {
-            let Ok(token) = gw.token(&user, &[]).await else {
+            let Ok(token) = gw.http.token(&user, &[]).await else {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
             };
@@ -564,10 +565,10 @@ async fn probes(shared: &Shared, gateways: &[Http], event: &str, seats: &[String
 }
 
 /// Waits (up to 30 s) until every node reports the same applied index.
-async fn settle(gateways: &[Http], admin: &str) {
+async fn settle(gateways: &[Endpoint], admin: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Some(v) = gateways[0].cluster(admin).await {
+        if let Some(v) = gateways[0].http.cluster(admin).await {
             let applied: Vec<u64> = v["nodes"]
                 .as_array()
                 .into_iter()

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::api::{Gateway, Http, Reply};
+use crate::api::{Endpoint, Gateway, Reply};
 use crate::history::{Op, OpType, Value, F};
 
 /// Pause between two calls of a thread.
@@ -129,7 +129,7 @@ enum Retry {
 
 /// Shared by the processes.
 pub(crate) struct Shared {
-    pub(crate) gateways: Vec<Http>,
+    pub(crate) gateways: Vec<Endpoint>,
     pub(crate) tokens: Mutex<std::collections::BTreeMap<String, String>>,
     pub(crate) events: Events,
     pub(crate) recorder: Arc<Recorder>,
@@ -144,7 +144,7 @@ impl Shared {
             return Some(t.clone());
         }
         for gw in &self.gateways {
-            if let Ok(t) = gw.token(user, &[]).await {
+            if let Ok(t) = gw.http.token(user, &[]).await {
                 self.tokens.lock().expect("tokens lock").insert(user.to_string(), t.clone());
                 return Some(t);
             }
@@ -322,7 +322,7 @@ pub(crate) async fn worker(shared: Arc<Shared>, thread: u64, seed: u64) {
 #[allow(clippy::too_many_arguments)]
 async fn hold(
     rec: &Recorder,
-    gw: &Http,
+    gw: &Endpoint,
     process: u64,
     user: &str,
     token: &str,
@@ -362,7 +362,7 @@ async fn hold(
 #[allow(clippy::too_many_arguments)]
 async fn confirm(
     rec: &Recorder,
-    gw: &Http,
+    gw: &Endpoint,
     process: u64,
     user: &str,
     token: &str,
