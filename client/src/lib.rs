@@ -46,7 +46,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub use error::{ApiError, Error, ErrorCode, Result};
-pub use queue::WaitingRoom;
+pub use queue::{QueueUpdates, WaitingRoom};
 pub use stream::{SeatChange, SeatStream};
 pub use types::*;
 

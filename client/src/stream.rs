@@ -20,7 +20,7 @@ use crate::{api_error, seg, Answer, Client, Error, Result, SeatStatus};
 
 /// The gateway sends a keep-alive every 15 s; this much silence means the
 /// connection is dead even if the socket does not say so.
-const IDLE_MS_MAX: u64 = 45_000;
+pub(crate) const IDLE_MS_MAX: u64 = 45_000;
 
 /// One seat's new state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +33,8 @@ pub struct SeatChange {
     pub index: u64,
 }
 
-type Events = Pin<Box<dyn Stream<Item = std::result::Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+pub(crate) type Events =
+    Pin<Box<dyn Stream<Item = std::result::Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
 
 /// Seat changes of one event, resumed across disconnects. Yields an error
 /// and ends when the gateway refuses the stream (unknown event) or cannot
@@ -75,7 +76,7 @@ struct State {
     done: bool,
 }
 
-enum Connect {
+pub(crate) enum Connect {
     Open(Events),
     /// Worth trying again (transport failure, 5xx, 429).
     Retry(Option<u64>, String),
@@ -105,13 +106,17 @@ impl Client {
         SeatStream { inner: Box::pin(futures::stream::unfold(state, next)), last }
     }
 
-    async fn connect(&self, path: &str, after: Option<u64>) -> Connect {
+    /// Opens an SSE stream at `path` on the current gateway.
+    pub(crate) async fn connect(&self, path: &str, headers: &[(&'static str, String)]) -> Connect {
         let (index, base) = self.endpoint();
         // No overall timeout: the body is endless. Only the wait for the
         // answer's head is bounded.
         let mut req = self.inner.http.get(format!("{base}{path}")).header("accept", "text/event-stream");
-        if let Some(after) = after {
-            req = req.header("last-event-id", after.to_string());
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, value);
         }
         let head = tokio::time::timeout(Duration::from_millis(self.inner.retry.attempt_timeout_ms), req.send()).await;
         let response = match head {
@@ -144,7 +149,7 @@ impl Client {
 }
 
 /// The body's bytes as SSE events (reqwest without its `stream` feature).
-fn body_events(response: reqwest::Response) -> Events {
+pub(crate) fn body_events(response: reqwest::Response) -> Events {
     let bytes = futures::stream::unfold(Some(response), |response| async move {
         let mut response = response?;
         match response.chunk().await {
@@ -163,7 +168,9 @@ async fn next(mut st: State) -> Option<(Result<SeatChange>, State)> {
         }
         let Some(events) = st.events.as_mut() else {
             let after = *st.last.lock().expect("lock poisoned");
-            match st.client.connect(&st.path, after).await {
+            let headers: Vec<(&'static str, String)> =
+                after.map(|a| ("last-event-id", a.to_string())).into_iter().collect();
+            match st.client.connect(&st.path, &headers).await {
                 Connect::Open(events) => st.events = Some(events),
                 Connect::Refused(e) => {
                     st.done = true;
