@@ -29,6 +29,8 @@ type ApiResult = Result<Response, ApiError>;
 /// How long an operation waits to see its effect (a new leader, a new
 /// membership) before answering.
 const SETTLE_WAIT_MS_MAX: u64 = 10_000;
+/// How long a transfer waits for the target to take over before asking again.
+const TRANSFER_RETRY_MS: u64 = 2_000;
 
 pub(super) fn routes() -> Router<Gateway> {
     Router::new()
@@ -72,6 +74,36 @@ async fn view_or_503(gw: &Gateway, group: u64) -> Result<raft::GroupStatus, ApiE
     })
 }
 
+/// Polls the group's view for at most `wait_ms` until `done` holds for it;
+/// the last view, and whether it did.
+async fn wait_for(
+    gw: &Gateway,
+    group: u64,
+    wait_ms: u64,
+    done: impl Fn(&raft::GroupStatus) -> bool,
+) -> Result<(raft::GroupStatus, bool), ApiError> {
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        let view = view_or_503(gw, group).await?;
+        if done(&view) {
+            return Ok((view, true));
+        }
+        if Instant::now() >= deadline {
+            return Ok((view, false));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn not_settled(group: u64, view: &raft::GroupStatus) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("group {group} did not show the change in time (voters {:?}, leader {:?})", view.voters, view.leader),
+    )
+    .retry_after(1)
+}
+
 /// The group's view once `done` holds for it: a membership change is
 /// committed on the leader first and reaches the other replicas with the
 /// next append, and the answer should show the change.
@@ -80,24 +112,9 @@ async fn settled(
     group: u64,
     done: impl Fn(&raft::GroupStatus) -> bool,
 ) -> Result<raft::GroupStatus, ApiError> {
-    let deadline = Instant::now() + Duration::from_millis(SETTLE_WAIT_MS_MAX);
-    loop {
-        let view = view_or_503(gw, group).await?;
-        if done(&view) {
-            return Ok(view);
-        }
-        if Instant::now() > deadline {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!(
-                    "group {group} did not show the change in time (voters {:?}, leader {:?})",
-                    view.voters, view.leader
-                ),
-            )
-            .retry_after(1));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    match wait_for(gw, group, SETTLE_WAIT_MS_MAX, done).await? {
+        (view, true) => Ok(view),
+        (view, false) => Err(not_settled(group, &view)),
     }
 }
 
@@ -237,11 +254,19 @@ pub(crate) async fn transfer_leader(
     if !view.voters.contains(&req.to) {
         return Err(ApiError::bad_request(format!("node {} is not a voter of {region}", req.to)));
     }
-    if view.leader != Some(req.to) {
+    // Answer once the group says so, so a script's next step sees the new
+    // leader. A transfer the target could not complete (it was still
+    // catching up, or another election got in the way) is asked for again.
+    let deadline = Instant::now() + Duration::from_millis(SETTLE_WAIT_MS_MAX);
+    let mut view = view;
+    while view.leader != Some(req.to) {
+        if Instant::now() >= deadline {
+            return Err(not_settled(group, &view));
+        }
         gw.cluster().transfer_leader(group, req.to).await.map_err(refused)?;
+        let left_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+        (view, _) = wait_for(&gw, group, left_ms.min(TRANSFER_RETRY_MS), |v| v.leader == Some(req.to)).await?;
     }
-    // Answer once the group says so, so a script's next step sees the new leader.
-    let view = settled(&gw, group, |v| v.leader == Some(req.to)).await?;
     Ok(Json(json!({"groups": [group_json(&region, &view, &[])]})).into_response())
 }
 
