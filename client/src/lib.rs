@@ -175,15 +175,25 @@ struct Call<'a> {
     body: Option<Value>,
     headers: Vec<(&'static str, String)>,
     mutating: bool,
+    /// Health checks answer about this moment: no retries.
+    once: bool,
 }
 
 impl<'a> Call<'a> {
     fn get(path: impl Into<String>) -> Call<'a> {
-        Call { method: Method::GET, path: path.into(), query: None, body: None, headers: Vec::new(), mutating: false }
+        Call {
+            method: Method::GET,
+            path: path.into(),
+            query: None,
+            body: None,
+            headers: Vec::new(),
+            mutating: false,
+            once: false,
+        }
     }
 
     fn mutate(method: Method, path: impl Into<String>, body: Option<Value>) -> Call<'a> {
-        Call { method, path: path.into(), query: None, body, headers: Vec::new(), mutating: true }
+        Call { method, path: path.into(), query: None, body, headers: Vec::new(), mutating: true, once: false }
     }
 
     fn header(mut self, name: &'static str, value: impl Into<String>) -> Call<'a> {
@@ -338,6 +348,7 @@ impl Client {
             Some(k) => k.to_string(),
             None => uuid::Uuid::new_v4().to_string(),
         });
+        let retries_max = if call.once { 0 } else { policy.retries_max };
         let mut attempt: u32 = 0;
         loop {
             let (index, base) = self.endpoint();
@@ -352,7 +363,7 @@ impl Client {
             .await;
             let (failure, retry_after_secs) = match outcome {
                 Ok(answer) if !retryable_status(answer.status) => return Ok(answer),
-                Ok(answer) if attempt >= policy.retries_max => return Ok(answer),
+                Ok(answer) if attempt >= retries_max => return Ok(answer),
                 Ok(answer) => {
                     // 429 is this user's rate, the same on every gateway;
                     // the others mean this gateway or its group is stuck.
@@ -368,7 +379,7 @@ impl Client {
                 }
             };
             if let Some(e) = &failure {
-                if attempt >= policy.retries_max {
+                if attempt >= retries_max {
                     return Err(Error::Unreachable { attempts: attempt + 1, last: format!("{base}: {e}") });
                 }
             }
@@ -407,16 +418,20 @@ impl Client {
         Ok(t.token)
     }
 
-    /// Whether the gateway process is up (`GET /healthz`).
+    /// Whether the gateway process is up (`GET /healthz`; one attempt, no retries).
     pub async fn healthz(&self) -> Result<()> {
-        self.empty(Call::get("/healthz")).await
+        let mut call = Call::get("/healthz");
+        call.once = true;
+        self.empty(call).await
     }
 
-    /// Whether the gateway reaches a leader for every region (`GET /readyz`).
-    /// A gateway that is not ready answers 503, retried like any 503; once
-    /// the retries are used up the answer is returned, not an error.
+    /// Whether the gateway reaches a leader for every region (`GET /readyz`;
+    /// one attempt, no retries). A gateway that is not ready answers 503
+    /// with the regions it cannot reach: that is an answer, not an error.
     pub async fn readyz(&self) -> Result<Readiness> {
-        let answer = self.send(Call::get("/readyz")).await?;
+        let mut call = Call::get("/readyz");
+        call.once = true;
+        let answer = self.send(call).await?;
         if answer.status == 200 || answer.status == 503 {
             serde_json::from_slice(&answer.body)
                 .map_err(|e| Error::Decode { status: answer.status, reason: e.to_string() })

@@ -358,6 +358,25 @@ async fn bookings_retried_through_killed_leaders_book_exactly_once() {
     assert_eq!(all_seats.len(), 2 * BUYERS, "no seat in two holds");
     let (_, map) = c.get(&format!("{other}/v1/events/{event_id}/seats"), None).await;
     assert!(map["seats"].as_array().unwrap().iter().all(|s| s["status"] == "booked"), "{map}");
+
+    // With a second node down the groups have no quorum: readiness says so
+    // at once (a health check is not retried), and reads are 503 once the
+    // retries are used up.
+    let last = (1..=3).find(|id| *id != via && *id != second_leader).unwrap();
+    c.node(last).kill();
+    let lonely = Client::builder()
+        .endpoint(c.gateway(via))
+        .retry(RetryPolicy { retries_max: 1, backoff_ms_initial: 10, backoff_ms_max: 10, attempt_timeout_ms: 10_000 })
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let ready = lonely.readyz().await.unwrap();
+    assert!(!ready.ready, "{ready:?}");
+    assert!(ready.regions.values().any(|r| r == "unavailable"), "{ready:?}");
+    assert!(started.elapsed() < Duration::from_secs(8), "readyz took {:?}", started.elapsed());
+    let e = lonely.seat_map(&event_id).await.unwrap_err();
+    assert_eq!((e.code(), e.api().map(|a| a.status)), (Some(&ErrorCode::Unavailable), Some(503)), "{e}");
+    assert!(e.api().unwrap().retry_after_secs.is_some());
 }
 
 /// The live seat map: every change after a seat map arrives, and when the
