@@ -36,7 +36,9 @@ const EXIT_UNREACHABLE: u8 = 3;
 #[command(
     name = "ticketctl",
     version,
-    about = "Operate a ticketing cluster and script bookings through its gateway API"
+    about = "Operate a ticketing cluster and script bookings through its gateway API",
+    after_help = "Exit codes: 0 done; 1 the gateway refused (an API error); 2 bad usage, file or settings \
+                  (nothing was sent); 3 the cluster was unreachable or stayed unavailable for every retry."
 )]
 struct Cli {
     /// Gateway base URL; repeat for several (tried in order). Env: TICKETCTL_URL (comma-separated).
