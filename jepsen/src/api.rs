@@ -206,6 +206,21 @@ impl Http {
         }
     }
 
+    /// A cluster operation of the admin API; whether it answered 2xx.
+    pub(crate) async fn cluster_op(
+        &self,
+        admin: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Json>,
+    ) -> bool {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(admin);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        matches!(self.call(req).await, Reply::Ok(_))
+    }
+
     /// `GET /v1/admin/cluster`.
     pub(crate) async fn cluster(&self, admin: &str) -> Option<Json> {
         match self.call(self.client.get(format!("{}/v1/admin/cluster", self.base)).bearer_auth(admin)).await {

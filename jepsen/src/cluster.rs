@@ -92,6 +92,7 @@ struct Node {
     digests: PathBuf,
     ns: Option<String>,
     http: String,
+    grpc: String,
     ip: String,
     child: Option<Child>,
     paused: bool,
@@ -195,6 +196,7 @@ impl Cluster {
                 digests: opts.dir.join(format!("node{id}-digests")),
                 ns,
                 http: format!("http://{http}"),
+                grpc: grpc.clone(),
                 ip,
                 child: None,
                 paused: false,
@@ -219,6 +221,11 @@ impl Cluster {
     /// Every gateway's base URL, by node id order.
     pub fn gateways(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.http.clone()).collect()
+    }
+
+    /// The gRPC address of node `id` (what the cluster knows it by).
+    pub fn grpc_addr(&self, id: u64) -> String {
+        self.nodes[(id - 1) as usize].grpc.clone()
     }
 
     /// Whether partitions are real (namespaces).

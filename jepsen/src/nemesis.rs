@@ -70,6 +70,10 @@ pub enum Fault {
         /// Jump (negative: backward).
         delta_ms: i64,
     },
+    /// A node (never the leader) is removed from the group's voters and
+    /// added back when the period ends (the admin API's cluster
+    /// operations; it keeps running meanwhile).
+    Membership,
     /// The clock flips between normal and `delta_ms` every `period_ms`.
     ClockStrobe {
         /// Who.
@@ -88,6 +92,7 @@ impl Fault {
             Fault::Partition { kind } => format!("partition-{kind:?}").to_lowercase(),
             Fault::Kill { target } => format!("kill-{target:?}").to_lowercase(),
             Fault::Pause { target } => format!("pause-{target:?}").to_lowercase(),
+            Fault::Membership => "membership-remove-add".into(),
             Fault::ClockBump { target, delta_ms } => format!("clock-bump-{target:?}{delta_ms:+}ms").to_lowercase(),
             Fault::ClockStrobe { target, delta_ms, .. } => {
                 format!("clock-strobe-{target:?}{delta_ms:+}ms").to_lowercase()
@@ -108,12 +113,15 @@ pub enum Mix {
     None,
     /// Every partition shape.
     Partition,
-    /// kill -9 and pauses of one, a minority, a majority, all, the leader.
+    /// kill -9 and pauses of one, a minority, a majority, all, the leader;
+    /// a node removed from the group and added back.
     Process,
     /// Clock bumps and strobes within the workload's tolerance.
     Clock,
     /// All of the above.
     All,
+    /// Membership changes only.
+    Membership,
     /// Self-test mix: every node is killed at once, now and then.
     KillAll,
     /// Self-test mix: one node (or the leader) isolated, now and then.
@@ -149,6 +157,7 @@ impl Mix {
             Pause { target: One },
             Pause { target: Leader },
             Pause { target: Minority },
+            Membership,
         ];
         let clock = vec![
             ClockBump { target: One, delta_ms: CLOCK_SKEW_MS_MAX },
@@ -163,6 +172,7 @@ impl Mix {
             Mix::Process => process,
             Mix::Clock => clock,
             Mix::All => [partitions, process, clock].concat(),
+            Mix::Membership => vec![Membership],
             Mix::KillAll => vec![Kill { target: All }],
             Mix::Isolate => vec![Partition { kind: PartitionKind::One }, Partition { kind: PartitionKind::Leader }],
             Mix::ClockBig => vec![ClockBump { target: All, delta_ms: 10_000 }],

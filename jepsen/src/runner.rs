@@ -309,6 +309,9 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
                 }
                 if t >= step.at_ms + step.for_ms {
                     let (step, nodes, from) = active.take().expect("an active fault");
+                    if step.fault == Fault::Membership {
+                        add_nodes(c, &gateways, &admin, &nodes).await;
+                    }
                     end_fault(c, &step.fault, &nodes)?;
                     recorder.invoke(
                         F::Nemesis,
@@ -330,7 +333,11 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
                 let step = steps[next].clone();
                 next += 1;
                 let leader = leader(&gateways, &admin).await;
-                let nodes = start_fault(c, &step.fault, &mut rng, leader)?;
+                let nodes = if step.fault == Fault::Membership {
+                    remove_node(c, &gateways, &admin, &mut rng, leader).await
+                } else {
+                    start_fault(c, &step.fault, &mut rng, leader)?
+                };
                 recorder.invoke(
                     F::Nemesis,
                     NEMESIS_PROCESS,
@@ -352,6 +359,9 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
     // Heal, let the workload's calls in flight finish, then the final reads.
     if let Some(c) = cluster.as_deref_mut() {
         if let Some((step, nodes, from)) = active.take() {
+            if step.fault == Fault::Membership {
+                add_nodes(c, &gateways, &admin, &nodes).await;
+            }
             end_fault(c, &step.fault, &nodes)?;
             faults.push(FaultPeriod {
                 name: step.fault.name(),
@@ -450,6 +460,8 @@ fn start_fault(c: &mut Cluster, fault: &Fault, rng: &mut StdRng, leader: Option<
             t
         }
         Fault::ClockStrobe { target, .. } => nemesis::targets(rng, *target, &ids, leader),
+        // Done by `remove_node` over the admin API.
+        Fault::Membership => Vec::new(),
     })
 }
 
@@ -467,8 +479,41 @@ fn end_fault(c: &mut Cluster, fault: &Fault, nodes: &[u64]) -> Result<(), RunErr
                 c.set_clock(*n, 0)?;
             }
         }
+        Fault::Membership => {}
     }
     Ok(())
+}
+
+/// Removes a node other than the leader from the voters (through every
+/// gateway in turn until one answers); returns it, or nothing if no gateway
+/// would.
+async fn remove_node(
+    c: &Cluster,
+    gateways: &[Endpoint],
+    admin: &str,
+    rng: &mut StdRng,
+    leader: Option<u64>,
+) -> Vec<u64> {
+    let others: Vec<u64> = c.ids().into_iter().filter(|n| Some(*n) != leader).collect();
+    let Some(&node) = nemesis::targets(rng, Target::One, &others, None).first() else { return Vec::new() };
+    for gw in gateways {
+        if gw.http.cluster_op(admin, reqwest::Method::DELETE, &format!("/v1/admin/cluster/nodes/{node}"), None).await {
+            return vec![node];
+        }
+    }
+    Vec::new()
+}
+
+/// Adds removed nodes back as voters of the group.
+async fn add_nodes(c: &Cluster, gateways: &[Endpoint], admin: &str, nodes: &[u64]) {
+    for &node in nodes {
+        let body = serde_json::json!({"node_id": node, "addr": c.grpc_addr(node)});
+        for gw in gateways {
+            if gw.http.cluster_op(admin, reqwest::Method::POST, "/v1/admin/cluster/nodes", Some(body.clone())).await {
+                break;
+            }
+        }
+    }
 }
 
 /// Final linearizable reads after healing: every event's seat map, every

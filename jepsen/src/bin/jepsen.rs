@@ -23,7 +23,7 @@ struct Cli {
     /// Nodes to start.
     #[arg(long, default_value_t = 5)]
     nodes: u64,
-    /// Faults: none, partition, process, clock, all (self-test mixes:
+    /// Faults: none, partition, process, clock, membership, all (self-test mixes:
     /// kill-all, isolate, clock-big).
     #[arg(long, default_value = "all")]
     mix: String,
