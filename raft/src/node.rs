@@ -223,7 +223,14 @@ impl RaftNode {
         };
         let shard = ShardService { node: Arc::downgrade(self), secret: Arc::from(self.config.secret.as_str()) };
         let listener = tokio::net::TcpListener::bind(self.config.listen).await?;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // The builder's `tcp_nodelay` only reaches sockets tonic accepts
+        // itself: set it here, or Nagle holds back the last frames of a
+        // reply until the peer's delayed ACK (tens of milliseconds).
+        let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+            s.inspect(|s| {
+                let _ = s.set_nodelay(true);
+            })
+        });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
             .tcp_nodelay(true)

@@ -322,6 +322,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = gateway.router().into_make_service_with_connect_info::<SocketAddr>();
+    // Without TCP_NODELAY a response written in more than one segment waits
+    // for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).with_graceful_shutdown(stop).await
 }
