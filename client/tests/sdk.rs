@@ -254,7 +254,8 @@ async fn every_call_of_the_sdk_against_a_real_cluster() {
 /// short attempt timeout makes the SDK give up on attempts the gateway is
 /// still working on, and some of those commit later) and are retried, each
 /// with its call's one idempotency key: every buyer ends up with exactly
-/// one hold and one booking.
+/// one hold and one booking. Then a majority is down: readiness says so,
+/// reads end as 503, and a hold retried through the 503s lands once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bookings_retried_through_killed_leaders_book_exactly_once() {
     const BUYERS: usize = 6;
@@ -362,6 +363,14 @@ async fn bookings_retried_through_killed_leaders_book_exactly_once() {
     // With a second node down the groups have no quorum: readiness says so
     // at once (a health check is not retried), and reads are 503 once the
     // retries are used up.
+    let admin_via = Client::new(c.gateway(via)).unwrap().with_token(c.token(&c.gateway(via), "root", &["admin"]).await);
+    let outage_hall =
+        admin_via.create_venue(&venue("Outage Hall", "us-east", &[("Floor", "premium", "A", 4)])).await.unwrap();
+    let outage_event = admin_via
+        .create_event(&event(&outage_hall.venue_id, "Outage Night", &[("premium", 900)]))
+        .await
+        .unwrap()
+        .event_id;
     let last = (1..=3).find(|id| *id != via && *id != second_leader).unwrap();
     c.node(last).kill();
     let lonely = Client::builder()
@@ -377,6 +386,33 @@ async fn bookings_retried_through_killed_leaders_book_exactly_once() {
     let e = lonely.seat_map(&event_id).await.unwrap_err();
     assert_eq!((e.code(), e.api().map(|a| a.status)), (Some(&ErrorCode::Unavailable), Some(503)), "{e}");
     assert!(e.api().unwrap().retry_after_secs.is_some());
+
+    // A hold that meets the outage is retried through the 503s (the
+    // gateway answers 503 after its 5 s budget) and lands once when a
+    // majority is back.
+    let patient = Client::builder()
+        .endpoint(c.gateway(via))
+        .retry(RetryPolicy {
+            retries_max: 100,
+            backoff_ms_initial: 100,
+            backoff_ms_max: 500,
+            attempt_timeout_ms: 10_000,
+        })
+        .build()
+        .unwrap();
+    let token = c.token(&c.gateway(via), "late-buyer", &[]).await;
+    let late = patient.with_token(&token);
+    let started = Instant::now();
+    let hold_call = {
+        let (late, outage_event) = (late.clone(), outage_event.clone());
+        tokio::spawn(async move { late.hold(&outage_event, &HoldRequest::best(2, "premium", false)).await })
+    };
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    c.node(last).start();
+    let hold = hold_call.await.unwrap().expect("the hold lands once a majority is back");
+    assert!(started.elapsed() > Duration::from_secs(6), "the first attempts met the outage");
+    let live = late.my_holds().await.unwrap();
+    assert_eq!(live.iter().map(|h| &h.hold_id).collect::<Vec<_>>(), [&hold.hold_id], "exactly one hold");
 }
 
 /// The live seat map: every change after a seat map arrives, and when the
