@@ -132,7 +132,16 @@ impl Cluster {
         std::fs::create_dir_all(&opts.dir).map_err(io("creating the run directory"))?;
         let run = RUNS.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{:x}", ((std::process::id() << 4) ^ run) & 0xf_ffff);
-        let subnet = (std::process::id().wrapping_add(run * 7) % 200) + 20;
+        let mut subnet = (std::process::id().wrapping_add(run * 7) % 200) + 20;
+        if opts.netns {
+            // A bridge left behind by a run that was killed may hold a
+            // subnet: take one no interface of this host uses.
+            let used = Command::new("ip").args(["-o", "-4", "addr", "show"]).output().map_err(io("running ip"))?;
+            let used = String::from_utf8_lossy(&used.stdout).into_owned();
+            while used.contains(&format!(" 10.213.{subnet}.")) {
+                subnet = (subnet + 1) % 220 + 20;
+            }
+        }
         let mut net = None;
         let mut addrs = Vec::new();
         if opts.netns {
