@@ -231,6 +231,32 @@ async fn every_call_of_the_sdk_against_a_real_cluster() {
     assert_eq!(offers.len(), 1, "the freed seat is offered in the same commit: {offers:?}");
     assert_eq!(offers[0].origin.as_deref(), Some("waitlist"));
 
+    // Paging through a filtered list: two events in Pune, one per page.
+    let pune = |cursor: Option<String>| EventQuery {
+        city: Some("Pune".into()),
+        limit: Some(1),
+        cursor,
+        ..EventQuery::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let first = loop {
+        let page = anon.list_events(&pune(None)).await.unwrap();
+        if page.next_cursor.is_some() {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "the second Pune event never listed: {page:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(first.events.len(), 1);
+    let second = anon.list_events(&pune(first.next_cursor.clone())).await.unwrap();
+    assert_eq!(second.events.len(), 1);
+    assert_eq!(second.next_cursor, None);
+    let mut titles = vec![first.events[0].title.clone(), second.events[0].title.clone()];
+    titles.sort();
+    assert_eq!(titles, ["Gala Night", "Tiny Gig"]);
+    let e = anon.list_events(&EventQuery { limit: Some(0), ..EventQuery::default() }).await.unwrap_err();
+    assert_eq!(code(&e), ErrorCode::InvalidRequest);
+
     // A caller-chosen idempotency key: a repeat is the first answer, a
     // different request under it is refused.
     let keyed = bob.with_idempotency_key("bob-balcony-1");
