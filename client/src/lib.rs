@@ -125,8 +125,11 @@ impl ClientBuilder {
         }
         for e in &self.endpoints {
             let url = reqwest::Url::parse(e).map_err(|err| Error::Config(format!("bad gateway URL {e:?}: {err}")))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(Error::Config(format!("gateway URL {e:?} is not http(s)")));
+            match url.scheme() {
+                "http" => {}
+                "https" if cfg!(feature = "https") => {}
+                "https" => return Err(Error::Config(format!("gateway URL {e:?}: https needs the `https` feature"))),
+                _ => return Err(Error::Config(format!("gateway URL {e:?} is not http(s)"))),
             }
         }
         let http = reqwest::Client::builder()
@@ -703,6 +706,14 @@ mod tests {
             assert_eq!(p.backoff(0, Some(60)).as_millis(), 1_000, "Retry-After is capped");
             assert!(p.backoff(0, Some(1)).as_millis() >= 1_000);
         }
+    }
+
+    #[test]
+    fn gateway_urls_are_checked_when_the_client_is_built() {
+        assert!(Client::new("http://127.0.0.1:8080").is_ok());
+        assert!(matches!(Client::new("ftp://127.0.0.1"), Err(Error::Config(_))));
+        assert!(matches!(Client::builder().build(), Err(Error::Config(_))));
+        assert_eq!(Client::new("https://tickets.example").is_ok(), cfg!(feature = "https"));
     }
 
     #[test]
