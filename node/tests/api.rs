@@ -548,3 +548,23 @@ async fn a_payment_that_timed_out_is_reconciled_into_a_booking() {
     }
     assert_eq!(api.seat_status(&event, "Floor-A-1").await, "booked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_that_outlives_its_hold_is_refunded_automatically() {
+    let api = Api::start().await;
+    let dora = api.user("dora").await;
+    let venue = api.venue(&[("A", 2)], "eu-west").await;
+    let event = api.event(&venue, json!({"hold_ttl_secs": 1})).await;
+    let (s, h) = api.hold(&dora, &event, &["Floor-A-1"]).await;
+    assert_eq!(s, 201, "{h}");
+    // The sandbox captures `tok_slow_visa` after 1.5 s: the payment starts
+    // while the hold is live and the charge lands after it lapsed.
+    let (s, v) = api.pay(&dora, &h, "tok_slow_visa").await;
+    assert_eq!((s, code(&v)), (410, "hold_expired"), "{v}");
+    assert_eq!(v["error"]["details"]["refund_amount"], json!(1000), "{v}");
+    assert_eq!(v["error"]["details"]["refund_status"], json!("refunded"), "{v}");
+    let (s, mine) = api.req(Method::GET, "/v1/me/bookings", Some(&dora), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(mine["bookings"], json!([]), "a charge without a booking must not leave a booking either");
+    assert_eq!(api.seat_status(&event, "Floor-A-1").await, "available");
+}

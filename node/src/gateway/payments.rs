@@ -99,6 +99,8 @@ pub trait PaymentProvider: Send + Sync {
 
 /// Charges the sandbox remembers at most; beyond this it declines.
 pub const SANDBOX_CHARGES_MAX: usize = 1_000_000;
+/// How long the sandbox takes to capture `tok_slow_visa`.
+pub const SLOW_CHARGE: Duration = Duration::from_millis(1_500);
 
 #[derive(Clone, Debug)]
 struct Charge {
@@ -146,6 +148,7 @@ impl SandboxProvider {
 impl PaymentProvider for SandboxProvider {
     async fn charge(&self, req: &ChargeRequest) -> ChargeOutcome {
         let timed_out = req.token == "tok_timeout";
+        let slow = req.token == "tok_slow_visa";
         let answer = {
             let mut charges = self.charges.lock().expect("sandbox lock poisoned");
             if let Some(existing) = charges.get(&req.idempotency_key) {
@@ -163,7 +166,7 @@ impl PaymentProvider for SandboxProvider {
             } else {
                 let id = format!("ch_{}", charges.len() + 1);
                 let (outcome, captured) = match req.token.as_str() {
-                    "tok_visa" => (ChargeOutcome::Captured { charge_id: id.clone() }, req.amount),
+                    "tok_visa" | "tok_slow_visa" => (ChargeOutcome::Captured { charge_id: id.clone() }, req.amount),
                     "tok_declined" => (ChargeOutcome::Declined { reason: "card_declined".into() }, 0),
                     "tok_insufficient_funds" => (ChargeOutcome::Declined { reason: "insufficient_funds".into() }, 0),
                     "tok_timeout" => (ChargeOutcome::Unknown, if self.timeout_captures { req.amount } else { 0 }),
@@ -178,6 +181,12 @@ impl PaymentProvider for SandboxProvider {
         };
         if timed_out && answer == ChargeOutcome::Unknown {
             tokio::time::sleep(self.timeout).await;
+        }
+        // A card that succeeds, slowly: a short hold can lapse while it is
+        // charged, which is how the refund of a charge without a booking is
+        // exercised end to end.
+        if slow {
+            tokio::time::sleep(SLOW_CHARGE).await;
         }
         answer
     }

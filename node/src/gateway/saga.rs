@@ -94,8 +94,11 @@ async fn settle_confirm(
             Ok((StatusCode::CREATED, views::booking_receipt(group, &receipt)))
         }
         Ok(Outcome::NotBooked { reason, refund_due }) => {
-            refund(gw, group, intent, refund_due, client, refund_request).await;
-            Err(rejection(reason, group).details(json!({"refund_amount": refund_due})))
+            // Refunded now, or by reconciliation, which finds the intent
+            // still owing: the caller learns which.
+            let refunded = refund(gw, group, intent, refund_due, client, refund_request).await;
+            let status = if refunded { "refunded" } else { "pending" };
+            Err(rejection(reason, group).details(json!({"refund_amount": refund_due, "refund_status": status})))
         }
         Ok(_) => Err(ApiError::internal("the shard answered a different command")),
         Err(r) => {
@@ -111,12 +114,13 @@ async fn settle_confirm(
     }
 }
 
-/// Pays a refund the log says is due and records it. A failure is left to
-/// the reconciliation loop, which finds the intent still owing.
-async fn refund(gw: &Gateway, group: u64, intent: &str, amount: u64, client: &str, request: &str) {
+/// Pays a refund the log says is due and records it; whether the provider
+/// paid it. A failure is left to the reconciliation loop, which finds the
+/// intent still owing.
+async fn refund(gw: &Gateway, group: u64, intent: &str, amount: u64, client: &str, request: &str) -> bool {
     if let Err(e) = gw.payments().refund(intent, amount).await {
         tracing::warn!("refund of {intent} failed, will retry: {e}");
-        return;
+        return false;
     }
     let op = Op::RecordRefund { intent: intent.to_string() };
     match gw.propose(group, client, request, op).await.map(|a| a.result) {
@@ -124,6 +128,7 @@ async fn refund(gw: &Gateway, group: u64, intent: &str, amount: u64, client: &st
         Ok(Err(r)) => tracing::warn!("recording the refund of {intent}: {r}"),
         Err(e) => tracing::warn!("recording the refund of {intent}: {}", e.message),
     }
+    true
 }
 
 /// One round of reconciliation over every group.
@@ -150,7 +155,7 @@ async fn reconcile_intent(gw: &Gateway, group: u64, intent: &IntentView) {
     let id = &intent.id;
     match intent.state {
         IntentState::RefundDue => {
-            refund(gw, group, id, intent.refund_amount, RECONCILER, &format!("reconcile:{id}:refund")).await;
+            let _ = refund(gw, group, id, intent.refund_amount, RECONCILER, &format!("reconcile:{id}:refund")).await;
         }
         IntentState::Pending => match gw.payments().lookup(id).await {
             LookupOutcome::Captured { .. } => {
