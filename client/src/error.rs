@@ -267,6 +267,9 @@ pub struct ApiError {
     pub request_id: Option<String>,
     /// `Retry-After` in seconds, on 429 and 503.
     pub retry_after_secs: Option<u64>,
+    /// The `Idempotency-Key` the call carried (mutating calls). After a 503
+    /// the outcome is unknown: calling again with this key is safe.
+    pub idempotency_key: Option<String>,
 }
 
 impl fmt::Display for ApiError {
@@ -285,15 +288,18 @@ pub enum Error {
     Api(Box<ApiError>),
     /// No gateway answered: connection refused or reset, or every attempt
     /// timed out, until the retries were used up. A mutating call may or
-    /// may not have been applied; calling it again with the same
-    /// idempotency key (see [`Client::with_idempotency_key`](crate::Client::with_idempotency_key))
-    /// is safe.
+    /// may not have been applied; calling it again with its
+    /// `idempotency_key` is safe.
     #[error("no gateway answered after {attempts} attempts: {last}")]
     Unreachable {
         /// Attempts made.
         attempts: u32,
         /// The last failure.
         last: String,
+        /// The `Idempotency-Key` every attempt of a mutating call carried:
+        /// calling again with it ([`Client::with_idempotency_key`](crate::Client::with_idempotency_key))
+        /// applies the call at most once and answers what it did.
+        idempotency_key: Option<String>,
     },
     /// The gateway answered something this SDK cannot read.
     #[error("unexpected answer ({status}): {reason}")]

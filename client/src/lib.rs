@@ -210,6 +210,8 @@ struct Answer {
     status: u16,
     headers: HeaderMap,
     body: Vec<u8>,
+    /// The idempotency key the request carried.
+    key: Option<String>,
 }
 
 fn retryable_status(status: u16) -> bool {
@@ -265,6 +267,7 @@ fn api_error(answer: &Answer) -> Error {
         details,
         request_id,
         retry_after_secs: retry_after(&answer.headers),
+        idempotency_key: answer.key.clone(),
     }))
 }
 
@@ -361,7 +364,7 @@ impl Client {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
                 let body = response.bytes().await?.to_vec();
-                Ok::<Answer, reqwest::Error>(Answer { status, headers, body })
+                Ok::<Answer, reqwest::Error>(Answer { status, headers, body, key: key.clone() })
             }
             .await;
             let (failure, retry_after_secs) = match outcome {
@@ -383,7 +386,11 @@ impl Client {
             };
             if let Some(e) = &failure {
                 if attempt >= retries_max {
-                    return Err(Error::Unreachable { attempts: attempt + 1, last: format!("{base}: {e}") });
+                    return Err(Error::Unreachable {
+                        attempts: attempt + 1,
+                        last: format!("{base}: {e}"),
+                        idempotency_key: key,
+                    });
                 }
             }
             tokio::time::sleep(policy.backoff(attempt, retry_after_secs)).await;

@@ -225,6 +225,7 @@ fn final_event(status: u16, code: ErrorCode, message: &str) -> Error {
         details: serde_json::Value::Null,
         request_id: None,
         retry_after_secs: None,
+        idempotency_key: None,
     }))
 }
 
@@ -246,7 +247,8 @@ async fn next_update(mut st: UpdatesState) -> Option<(Result<QueueStatus>, Updat
                 Connect::Retry(retry_after, why) => {
                     if st.failures >= policy.retries_max {
                         st.done = true;
-                        return Some((Err(Error::Unreachable { attempts: st.failures + 1, last: why }), st));
+                        let e = Error::Unreachable { attempts: st.failures + 1, last: why, idempotency_key: None };
+                        return Some((Err(e), st));
                     }
                     tokio::time::sleep(policy.backoff(st.failures, retry_after)).await;
                     st.failures += 1;

@@ -136,7 +136,7 @@ impl Client {
         }
         let headers = response.headers().clone();
         let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
-        let answer = Answer { status, headers, body };
+        let answer = Answer { status, headers, body, key: None };
         if crate::retryable_status(status) {
             if status != 429 {
                 self.rotate(index);
@@ -180,7 +180,7 @@ async fn next(mut st: State) -> Option<(Result<SeatChange>, State)> {
                     let policy = st.client.inner.retry.clone();
                     if st.failures >= policy.retries_max {
                         st.done = true;
-                        let e = Error::Unreachable { attempts: st.failures + 1, last: why };
+                        let e = Error::Unreachable { attempts: st.failures + 1, last: why, idempotency_key: None };
                         return Some((Err(e), st));
                     }
                     tokio::time::sleep(policy.backoff(st.failures, retry_after)).await;

@@ -409,6 +409,9 @@ async fn bookings_retried_through_killed_leaders_book_exactly_once() {
     assert!(!ready.ready, "{ready:?}");
     assert!(ready.regions.values().any(|r| r == "unavailable"), "{ready:?}");
     assert!(started.elapsed() < Duration::from_secs(8), "readyz took {:?}", started.elapsed());
+    let e = lonely.with_token(&tokens[0]).release_hold(&holds[0].hold_id).await.unwrap_err();
+    assert_eq!(e.api().map(|a| a.status), Some(503), "{e}");
+    assert!(e.api().unwrap().idempotency_key.is_some(), "an unknown outcome names its key");
     let e = lonely.seat_map(&event_id).await.unwrap_err();
     assert_eq!((e.code(), e.api().map(|a| a.status)), (Some(&ErrorCode::Unavailable), Some(503)), "{e}");
     assert!(e.api().unwrap().retry_after_secs.is_some());
@@ -529,8 +532,12 @@ async fn unreachable_gateways_and_unknown_events_are_typed_errors() {
         .build()
         .unwrap();
     match dead.event("evt-1-1").await {
-        Err(client::Error::Unreachable { attempts, .. }) => assert_eq!(attempts, 3),
+        Err(client::Error::Unreachable { attempts, idempotency_key: None, .. }) => assert_eq!(attempts, 3),
         other => panic!("{other:?}"),
+    }
+    match dead.release_hold("hld-1-1").await {
+        Err(client::Error::Unreachable { idempotency_key: Some(key), .. }) => assert_eq!(key.len(), 36, "a UUID"),
+        other => panic!("a mutating call names its key: {other:?}"),
     }
     let mut stream = dead.seat_stream("evt-1-1", None);
     assert!(matches!(stream.next().await, Some(Err(client::Error::Unreachable { .. }))));

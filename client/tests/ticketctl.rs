@@ -93,6 +93,16 @@ fn error_paths_without_a_cluster() {
     assert!(r.stderr.contains("no gateway answered"), "{}", r.stderr);
     let r = ticketctl(&["bookings", "list"], &[("TICKETCTL_URL", &url), ("TICKETCTL_RETRIES_MAX", "0")]);
     assert_eq!(r.code, 3, "{}", r.stderr);
+    // A mutating call that got no answer names its key, to re-run it safely.
+    let r = ticketctl(&["--url", &url, "--retries-max", "0", "--json", "bookings", "release", "hld-1-1"], &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let key = r.json()["error"]["idempotency_key"].as_str().expect("the key is reported").to_string();
+    assert!(r.stderr.contains(&format!("--idempotency-key {key}")), "{}", r.stderr);
+    let r = ticketctl(
+        &["--url", &url, "--retries-max", "0", "--idempotency-key", "mine", "--json", "bookings", "release", "hld-1-1"],
+        &[],
+    );
+    assert_eq!(r.json()["error"]["idempotency_key"], "mine");
 
     // Bad usage: exit 2, nothing sent.
     assert_eq!(ticketctl(&["bookings", "hold", "evt-1-1"], &[]).code, 2, "a selection is required");

@@ -200,18 +200,33 @@ struct Failure {
     text: String,
 }
 
+/// What to tell a script whose mutating call has an unknown outcome.
+fn unknown_outcome(key: &Option<String>) -> String {
+    match key {
+        Some(k) => format!(
+            "; the call may or may not have been applied: run it again with --idempotency-key {k} to apply it at most once"
+        ),
+        None => String::new(),
+    }
+}
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         match &e {
             Error::Api(api) if api.status == 503 => Failure {
                 code: EXIT_UNREACHABLE,
                 json: json!({"error": api}),
-                text: format!("the cluster stayed unavailable: {api}"),
+                text: format!("the cluster stayed unavailable: {api}{}", unknown_outcome(&api.idempotency_key)),
             },
             Error::Api(api) => Failure { code: EXIT_API, json: json!({"error": api}), text: api.to_string() },
-            Error::Unreachable { .. } | Error::Timeout { .. } => Failure {
+            Error::Unreachable { idempotency_key, .. } => Failure {
                 code: EXIT_UNREACHABLE,
-                json: json!({"error": {"code": "unreachable", "message": e.to_string()}}),
+                json: json!({"error": {"code": "unreachable", "message": e.to_string(), "idempotency_key": idempotency_key}}),
+                text: format!("{e}{}", unknown_outcome(idempotency_key)),
+            },
+            Error::Timeout { .. } => Failure {
+                code: EXIT_UNREACHABLE,
+                json: json!({"error": {"code": "timeout", "message": e.to_string()}}),
                 text: e.to_string(),
             },
             Error::Config(_) => Failure {
