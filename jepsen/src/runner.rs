@@ -236,7 +236,7 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
         .await?
     };
     // Enough events for the run at a generous rate, plus the probe event.
-    let calls = opts.time_limit_secs * opts.threads * workload::CALLS_PER_SEC_PER_THREAD;
+    let calls = opts.time_limit_secs * (opts.threads + urls.len() as u64) * workload::CALLS_PER_SEC_PER_THREAD;
     let events_total = (calls as usize / EVENT_OPS_MAX + EVENTS_LIVE + 2).min(EVENTS_MAX);
     let mut ids = Vec::new();
     for i in 0..=events_total {
@@ -276,11 +276,13 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
         tokens: Mutex::new(BTreeMap::new()),
         events: Events::new(ids.clone(), seats.clone(), EVENTS_LIVE, EVENT_OPS_MAX),
         recorder: Arc::clone(&recorder),
-        next_process: AtomicU64::new(opts.threads),
+        next_process: AtomicU64::new(opts.threads + gateways.len() as u64),
         deadline,
     });
+    // One reader per gateway, then the writers.
+    let threads = opts.threads + gateways.len() as u64;
     let workers: Vec<_> =
-        (0..opts.threads).map(|t| tokio::spawn(workload::worker(Arc::clone(&shared), t, opts.seed))).collect();
+        (0..threads).map(|t| tokio::spawn(workload::worker(Arc::clone(&shared), t, opts.seed))).collect();
     let can_partition = cluster.as_ref().is_some_and(|c| c.can_partition());
     let steps = if cluster.is_some() {
         nemesis::schedule(opts.seed, opts.mix, opts.time_limit_secs * 1000, can_partition)

@@ -165,9 +165,38 @@ fn value(event: &str, user: &str, node: usize) -> Value {
     }
 }
 
+/// A thread that only reads seat maps, always through gateway `thread`:
+/// one per gateway, so every gateway is read from even while writes
+/// through it hang (a cut-off gateway's answers are what a stale read
+/// looks like).
+async fn reader(shared: Arc<Shared>, thread: u64, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(7_000_003).wrapping_add(thread));
+    let node = thread as usize;
+    let rec = Arc::clone(&shared.recorder);
+    while Instant::now() < shared.deadline && rec.has_room() {
+        let Some(event) = shared.events.pick(&mut rng) else { break };
+        let ev = shared.events.ids[event].clone();
+        let v = value(&ev, &format!("reader-{thread}"), node);
+        rec.invoke(F::Read, thread, v.clone());
+        match shared.gateways[node].seat_map(&ev).await {
+            Reply::Ok(map) => {
+                let mut done = v;
+                done.seat_map = Some(map.seats);
+                rec.complete(OpType::Ok, F::Read, thread, done, map.as_of_index, None);
+            }
+            Reply::Fail(e) | Reply::Info(e) => rec.complete(OpType::Fail, F::Read, thread, v, None, Some(e)),
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(THINK_MS_MIN..=THINK_MS_MAX))).await;
+    }
+}
+
 /// Runs one worker thread of the workload until the deadline: a sequence
-/// of logical processes.
+/// of logical processes. The first threads (one per gateway) only read.
 pub(crate) async fn worker(shared: Arc<Shared>, thread: u64, seed: u64) {
+    let readers = shared.gateways.len() as u64;
+    if thread < readers {
+        return reader(shared, thread, seed).await;
+    }
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(thread));
     let mut process = thread;
     let mut user = format!("u{process}");
@@ -179,7 +208,10 @@ pub(crate) async fn worker(shared: Arc<Shared>, thread: u64, seed: u64) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        let node = rng.gen_range(0..shared.gateways.len());
+        // Each thread keeps to one gateway: a gateway cut off by a partition
+        // then stalls only its own threads, and the rest of the workload
+        // (and the reads that show what the cut-off side serves) goes on.
+        let node = (thread as usize) % shared.gateways.len();
         let gw = &shared.gateways[node];
         let mut unknown: Option<Retry> = None;
         if let Some(r) = retry.take() {
