@@ -15,32 +15,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn rfc3339(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339).unwrap()
-}
-
-fn token(user: &str) -> String {
-    #[derive(serde::Serialize)]
-    struct Claims<'a> {
-        sub: &'a str,
-        roles: Vec<&'a str>,
-        exp: u64,
-        iat: u64,
-    }
-    let now = now_ms() / 1000;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &Claims { sub: user, roles: vec![], exp: now + 3600, iat: now },
-        &jsonwebtoken::EncodingKey::from_secret(support::JWT_SECRET.as_bytes()),
-    )
-    .unwrap()
-}
+use support::{now_ms, rfc3339, signed_token as token};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p) as usize]

@@ -16,15 +16,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn rfc3339(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339).unwrap()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
+use support::{now_ms, rfc3339};
 
 /// The gateways, as a client sees them.
 #[derive(Clone)]

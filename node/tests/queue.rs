@@ -12,37 +12,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::{call, cluster_gateways, Cluster, JWT_SECRET};
+use support::{call, cluster_gateways, now_ms, rfc3339, signed_token as token, Cluster};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
-
-fn rfc3339(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap();
-    t.format(&time::format_description::well_known::Rfc3339).unwrap()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-/// A user token signed here with the cluster's key, as the dev route would.
-fn token(user: &str) -> String {
-    #[derive(serde::Serialize)]
-    struct Claims<'a> {
-        sub: &'a str,
-        roles: Vec<&'a str>,
-        exp: u64,
-        iat: u64,
-    }
-    let now = now_ms() / 1000;
-    let claims = Claims { sub: user, roles: vec![], exp: now + 3600, iat: now };
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .unwrap()
-}
 
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")

@@ -15,7 +15,7 @@ use super::Gateway;
 use crate::gateway::auth::Claims;
 
 /// An error answer: `{"error": {"code", "message", "details"}}`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) code: &'static str,

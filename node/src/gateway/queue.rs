@@ -224,13 +224,7 @@ async fn propose_joins(gw: &Gateway, group: u64, event: EventId, reqs: Vec<JoinR
         },
         Err(e) => {
             for r in reqs {
-                let _ = r.reply.send(Err(ApiError {
-                    status: e.status,
-                    code: e.code,
-                    message: e.message.clone(),
-                    details: e.details.clone(),
-                    retry_after_secs: e.retry_after_secs,
-                }));
+                let _ = r.reply.send(Err(e.clone()));
             }
         }
     }
@@ -357,11 +351,6 @@ fn invalid_queue_token(why: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_queue_token", why.to_string())
 }
 
-fn parse_event(gw: &Gateway, id: &str) -> Result<(u64, EventId), ApiError> {
-    let (group, n) = EVENT.parse_or_404(id)?;
-    Ok((gw.known_group(group, ApiError::not_found("event_not_found", "no such event"))?, EventId(n)))
-}
-
 fn no_room(id: &str) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, "no_waiting_room", format!("event {id} has no waiting room"))
 }
@@ -430,7 +419,7 @@ pub(crate) async fn join(
         return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many joins from this address")
             .retry_after(wait.as_secs() + 1));
     }
-    let (group, event) = parse_event(&gw, &id)?;
+    let (group, event) = super::routes::event_id(&gw, &id)?;
     let view = gw.room_summary(group, event).await?.ok_or_else(|| no_room(&id))?;
     if view.sold_out {
         return Err(sold_out());
@@ -535,7 +524,7 @@ pub(crate) async fn status(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (group, event) = parse_event(&gw, &id)?;
+    let (group, event) = super::routes::event_id(&gw, &id)?;
     let token = headers
         .get("x-queue-token")
         .and_then(|v| v.to_str().ok())
@@ -570,7 +559,7 @@ pub(crate) async fn stream(
     Path(id): Path<String>,
     UrlQuery(params): UrlQuery<StreamParams>,
 ) -> Result<Response, ApiError> {
-    let (group, event) = parse_event(&gw, &id)?;
+    let (group, event) = super::routes::event_id(&gw, &id)?;
     let token = headers
         .get("x-queue-token")
         .and_then(|v| v.to_str().ok())
@@ -657,7 +646,7 @@ pub(crate) async fn audit(
     Path(id): Path<String>,
     UrlQuery(params): UrlQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
-    let (group, event) = parse_event(&gw, &id)?;
+    let (group, event) = super::routes::event_id(&gw, &id)?;
     let after = params.after.unwrap_or(0);
     let limit = params.limit.unwrap_or(1_000).clamp(1, raft::AUDIT_PAGE_MAX);
     let audit = match gw.read(group, Query::QueueAudit { event, after, limit }).await? {

@@ -537,7 +537,7 @@ async fn list_events(
     ok(json!({"events": events, "next_cursor": next_cursor, "total": page.total}))
 }
 
-fn event_id(gw: &Gateway, id: &str) -> Result<(u64, EventId), ApiError> {
+pub(super) fn event_id(gw: &Gateway, id: &str) -> Result<(u64, EventId), ApiError> {
     let (group, n) = EVENT.parse_or_404(id)?;
     let group = gw.known_group(group, ApiError::not_found("event_not_found", "no such event"))?;
     Ok((group, EventId(n)))
