@@ -35,7 +35,7 @@ mod queue;
 mod stream;
 mod types;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +140,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner { http, endpoints: self.endpoints, current: AtomicUsize::new(0), retry: self.retry }),
             token: self.token.map(Arc::from),
             fixed_key: None,
+            last_index: Arc::default(),
         })
     }
 }
@@ -158,6 +159,8 @@ pub struct Client {
     inner: Arc<Inner>,
     token: Option<Arc<str>>,
     fixed_key: Option<Arc<str>>,
+    /// The `x-raft-index` of this handle's latest answer (0: none).
+    last_index: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Client {
@@ -289,6 +292,7 @@ impl Client {
             inner: Arc::clone(&self.inner),
             token: Some(Arc::from(token.into())),
             fixed_key: self.fixed_key.clone(),
+            last_index: Arc::default(),
         }
     }
 
@@ -300,7 +304,25 @@ impl Client {
     /// with the first answer. Using it for two different calls gets 422
     /// `idempotency_key_reused` for the second.
     pub fn with_idempotency_key(&self, key: impl Into<String>) -> Client {
-        Client { inner: Arc::clone(&self.inner), token: self.token.clone(), fixed_key: Some(Arc::from(key.into())) }
+        Client {
+            inner: Arc::clone(&self.inner),
+            token: self.token.clone(),
+            fixed_key: Some(Arc::from(key.into())),
+            last_index: Arc::default(),
+        }
+    }
+
+    /// The Raft log index the latest answer through this handle was applied
+    /// at (its `x-raft-index` header), if it wrote anything: a refusal the
+    /// log decided (`seats_unavailable`, `hold_expired`, ...) has one too,
+    /// and an idempotent repeat names the entry that answered it.
+    ///
+    /// Each handle from [`Client::with_token`] or
+    /// [`Client::with_idempotency_key`] has its own; for an exact value, make
+    /// one call at a time through a handle (fault-injection histories order
+    /// writes by it).
+    pub fn last_raft_index(&self) -> Option<u64> {
+        Some(self.last_index.load(Ordering::Relaxed)).filter(|i| *i > 0)
     }
 
     /// The gateways this client talks to.
@@ -363,6 +385,8 @@ impl Client {
                 let response = req.timeout(Duration::from_millis(policy.attempt_timeout_ms)).send().await?;
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
+                let index = headers.get("x-raft-index").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                self.last_index.store(index.unwrap_or(0), Ordering::Relaxed);
                 let body = response.bytes().await?.to_vec();
                 Ok::<Answer, reqwest::Error>(Answer { status, headers, body, key: key.clone() })
             }

@@ -135,8 +135,14 @@ async fn every_call_of_the_sdk_against_a_real_cluster() {
     let hold = alice.hold(&event_id, &HoldRequest::seats(["Floor-A-1", "Floor-A-2"])).await.unwrap();
     assert_eq!(hold.seat_ids, ["Floor-A-1", "Floor-A-2"]);
     assert_eq!(hold.total_price, 10_000);
+    // Every write names the log entry it was applied at, refusals the log
+    // decided too; reads name none.
+    let held_at = alice.last_raft_index().expect("a hold names its log index");
     let e = bob.hold(&event_id, &HoldRequest::seats(["Floor-A-2", "Floor-A-3"])).await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::SeatsUnavailable);
+    assert!(bob.last_raft_index().expect("a refusal from the log names its index") > held_at);
+    alice.my_holds().await.unwrap();
+    assert_eq!(alice.last_raft_index(), None, "a read proposes nothing");
     assert_eq!(e.api().unwrap().details["unavailable"], serde_json::json!(["Floor-A-2"]));
     let e = alice.hold(&event_id, &HoldRequest::seats(["Floor-B-1"])).await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::HoldLimit);

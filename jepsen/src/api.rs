@@ -45,6 +45,11 @@ pub(crate) struct Booked {
     pub(crate) seats: Vec<String>,
 }
 
+/// A write's reply and the Raft log index it was applied at, when the
+/// gateway said (its `x-raft-index` header; refusals the log decided have
+/// one too).
+pub(crate) type Indexed<T> = (Reply<T>, Option<u64>);
+
 /// What the workload needs of a gateway.
 pub(crate) trait Gateway: Send + Sync {
     fn hold(
@@ -53,13 +58,43 @@ pub(crate) trait Gateway: Send + Sync {
         event: &str,
         seats: &[String],
         key: &str,
-    ) -> impl std::future::Future<Output = Reply<Held>> + Send;
-    fn release(&self, token: &str, hold: &str, key: &str) -> impl std::future::Future<Output = Reply<()>> + Send;
-    fn confirm(&self, token: &str, hold: &str, key: &str) -> impl std::future::Future<Output = Reply<Booked>> + Send;
-    fn cancel(&self, token: &str, booking: &str, key: &str) -> impl std::future::Future<Output = Reply<()>> + Send;
+    ) -> impl std::future::Future<Output = Indexed<Held>> + Send;
+    fn release(&self, token: &str, hold: &str, key: &str) -> impl std::future::Future<Output = Indexed<()>> + Send;
+    fn confirm(&self, token: &str, hold: &str, key: &str) -> impl std::future::Future<Output = Indexed<Booked>> + Send;
+    fn cancel(&self, token: &str, booking: &str, key: &str) -> impl std::future::Future<Output = Indexed<()>> + Send;
     fn seat_map(&self, event: &str) -> impl std::future::Future<Output = Reply<SeatMap>> + Send;
     fn counts(&self, event: &str) -> impl std::future::Future<Output = Reply<BTreeMap<String, Counts>>> + Send;
     fn bookings(&self, token: &str) -> impl std::future::Future<Output = Reply<Vec<BookingRec>>> + Send;
+    fn join_queue(&self, token: &str, event: &str) -> impl std::future::Future<Output = Reply<Joined>> + Send;
+    fn queue_status(
+        &self,
+        token: &str,
+        event: &str,
+        queue_token: &str,
+    ) -> impl std::future::Future<Output = Reply<Standing>> + Send;
+    fn hold_admitted(
+        &self,
+        token: &str,
+        event: &str,
+        seats: &[String],
+        key: &str,
+        access_token: &str,
+    ) -> impl std::future::Future<Output = Indexed<Held>> + Send;
+}
+
+/// A place in a waiting room.
+#[derive(Clone, Debug)]
+pub(crate) struct Joined {
+    pub(crate) position: Option<u64>,
+    pub(crate) queue_token: String,
+}
+
+/// Where a user stands in a waiting room.
+#[derive(Clone, Debug)]
+pub(crate) enum Standing {
+    Waiting { position: Option<u64> },
+    Admitted { access_token: String },
+    Expired { position: Option<u64> },
 }
 
 /// One gateway over HTTP.
@@ -196,6 +231,30 @@ impl Http {
                           "starts_at": "2099-12-31T20:00:00Z", "genre": "test", "language": "en", "currency": "EUR",
                           "prices": {"regular": 1000}, "sale_opens_at": "2000-01-01T00:00:00Z",
                           "max_seats_per_hold": 10, "hold_ttl_secs": ttl_secs});
+        self.create_event_with(admin, body, title).await
+    }
+
+    /// Creates an on-sale event with short holds and a waiting room that
+    /// is always on (`admit_per_minute`, at most `active_max` shopping).
+    pub(crate) async fn create_queued_event(
+        &self,
+        admin: &str,
+        venue: &str,
+        title: &str,
+        ttl_secs: u64,
+        admit_per_minute: u32,
+        active_max: u32,
+    ) -> Result<String, ApiError> {
+        let body = json!({"venue_id": venue, "title": title, "kind": "concert",
+                          "starts_at": "2099-12-31T20:00:00Z", "genre": "test", "language": "en", "currency": "EUR",
+                          "prices": {"regular": 1000}, "sale_opens_at": "2000-01-01T00:00:00Z",
+                          "max_seats_per_hold": 10, "hold_ttl_secs": ttl_secs,
+                          "waiting_room": {"enabled": true, "admit_per_minute": admit_per_minute,
+                                           "active_max": active_max}});
+        self.create_event_with(admin, body, title).await
+    }
+
+    async fn create_event_with(&self, admin: &str, body: Json, title: &str) -> Result<String, ApiError> {
         let req = self.post("/v1/admin/events", admin, &format!("event-{title}")).json(&body);
         match self.call(req).await {
             Reply::Ok(b) => b["event_id"]
@@ -287,33 +346,41 @@ fn booking_status(s: client::BookingStatus) -> String {
 }
 
 impl Gateway for Endpoint {
-    async fn hold(&self, token: &str, event: &str, seats: &[String], key: &str) -> Reply<Held> {
-        match self.user(token, key).hold(event, &client::HoldRequest::seats(seats.iter().cloned())).await {
+    async fn hold(&self, token: &str, event: &str, seats: &[String], key: &str) -> Indexed<Held> {
+        let sdk = self.user(token, key);
+        let reply = match sdk.hold(event, &client::HoldRequest::seats(seats.iter().cloned())).await {
             Ok(h) => Reply::Ok(Held { hold: h.hold_id, expires_at_ms: parse_rfc3339_ms(&h.expires_at) }),
             Err(e) => classify(e),
-        }
+        };
+        (reply, sdk.last_raft_index())
     }
 
-    async fn release(&self, token: &str, hold: &str, key: &str) -> Reply<()> {
-        match self.user(token, key).release_hold(hold).await {
+    async fn release(&self, token: &str, hold: &str, key: &str) -> Indexed<()> {
+        let sdk = self.user(token, key);
+        let reply = match sdk.release_hold(hold).await {
             Ok(()) => Reply::Ok(()),
             Err(e) => classify(e),
-        }
+        };
+        (reply, sdk.last_raft_index())
     }
 
-    async fn confirm(&self, token: &str, hold: &str, key: &str) -> Reply<Booked> {
-        match self.user(token, key).book(hold, "tok_visa").await {
+    async fn confirm(&self, token: &str, hold: &str, key: &str) -> Indexed<Booked> {
+        let sdk = self.user(token, key);
+        let reply = match sdk.book(hold, "tok_visa").await {
             Ok(client::BookingOutcome::Confirmed(b)) => Reply::Ok(Booked { booking: b.booking_id, seats: b.seat_ids }),
             Ok(client::BookingOutcome::Pending { .. }) => Reply::Info("pending".into()),
             Err(e) => classify(e),
-        }
+        };
+        (reply, sdk.last_raft_index())
     }
 
-    async fn cancel(&self, token: &str, booking: &str, key: &str) -> Reply<()> {
-        match self.user(token, key).cancel_booking(booking).await {
+    async fn cancel(&self, token: &str, booking: &str, key: &str) -> Indexed<()> {
+        let sdk = self.user(token, key);
+        let reply = match sdk.cancel_booking(booking).await {
             Ok(_) => Reply::Ok(()),
             Err(e) => classify(e),
-        }
+        };
+        (reply, sdk.last_raft_index())
     }
 
     async fn seat_map(&self, event: &str) -> Reply<SeatMap> {
@@ -362,5 +429,38 @@ impl Gateway for Endpoint {
             ),
             Err(e) => classify(e),
         }
+    }
+
+    async fn join_queue(&self, token: &str, event: &str) -> Reply<Joined> {
+        match self.sdk.with_token(token).join_queue(event).await {
+            Ok(t) => Reply::Ok(Joined { position: t.position, queue_token: t.queue_token }),
+            Err(e) => classify(e),
+        }
+    }
+
+    async fn queue_status(&self, token: &str, event: &str, queue_token: &str) -> Reply<Standing> {
+        match self.sdk.with_token(token).queue_status(event, queue_token).await {
+            Ok(client::QueueStatus::Waiting { position, .. }) => Reply::Ok(Standing::Waiting { position }),
+            Ok(client::QueueStatus::Admitted(a)) => Reply::Ok(Standing::Admitted { access_token: a.access_token }),
+            Ok(client::QueueStatus::AccessExpired { position }) => Reply::Ok(Standing::Expired { position }),
+            Err(e) => classify(e),
+        }
+    }
+
+    async fn hold_admitted(
+        &self,
+        token: &str,
+        event: &str,
+        seats: &[String],
+        key: &str,
+        access_token: &str,
+    ) -> Indexed<Held> {
+        let sdk = self.user(token, key);
+        let request = client::HoldRequest::seats(seats.iter().cloned());
+        let reply = match sdk.hold_with_access(event, &request, access_token).await {
+            Ok(h) => Reply::Ok(Held { hold: h.hold_id, expires_at_ms: parse_rfc3339_ms(&h.expires_at) }),
+            Err(e) => classify(e),
+        };
+        (reply, sdk.last_raft_index())
     }
 }

@@ -143,6 +143,7 @@ pub fn check_all(calls: &[Call], setup: &Setup, observed: &Observed, check_secs_
         idempotency(calls),
         convergence(observed),
         liveness(calls, observed),
+        waiting_room(calls),
     ];
     let valid = results.iter().all(|r| matches!(r.valid, Validity::Valid | Validity::Skipped));
     Verdict { valid, results }
@@ -300,27 +301,34 @@ fn tolerance(setup: &Setup) -> Tolerance {
 }
 
 /// Per event: seat-map reads are ordered by their log index as they are in
-/// real time (the fast check), then a linearization of every call exists.
+/// real time, then a linearization of every call exists: the calls in log
+/// index order when that order is one (the fast replay), else by search.
 pub fn linearizable(calls: &[Call], setup: &Setup, budget: Duration) -> CheckResult {
     let mut r = CheckResult::new("linearizable");
     let deadline = Instant::now() + budget;
     let bh = booking_holds(calls);
     let tol = tolerance(setup);
-    let (mut ops_total, mut events_ok) = (0usize, 0usize);
+    let (mut ops_total, mut events_ok, mut replayed) = (0usize, 0usize, 0usize);
+    let mut replay_notes = Vec::new();
     for e in &setup.events {
-        // Fast check: a read that began after another ended never shows an
-        // older index.
-        let mut reads: Vec<(u64, u64, u64, usize)> = calls
+        // Log order against real time: a call that began after another
+        // ended has a later log index (a read may share the index of the
+        // last write it saw). Reads showing an older index than a read or
+        // write before them are stale; a write ordered before one that
+        // ended before it began means the log disagrees with real time.
+        let mut indexed: Vec<(u64, u64, u64, bool, usize)> = calls
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.invoke.f == F::Read && c.invoke.value.event.as_deref() == Some(&e.event))
-            .filter_map(|(i, c)| Some((c.inv_ms(), c.ret_ms()?, c.complete.as_ref()?.index?, i)))
+            .filter(|(_, c)| c.invoke.value.event.as_deref() == Some(&e.event))
+            .filter(|(_, c)| matches!(c.outcome(), OpType::Ok | OpType::Fail))
+            .filter(|(_, c)| matches!(c.invoke.f, F::Read | F::Hold | F::Release | F::Confirm | F::Cancel))
+            .filter_map(|(i, c)| Some((c.inv_ms(), c.ret_ms()?, c.complete.as_ref()?.index?, c.invoke.f == F::Read, i)))
             .collect();
-        reads.sort_unstable();
-        let mut by_ret: Vec<(u64, u64, usize)> = reads.iter().map(|(_, ret, idx, i)| (*ret, *idx, *i)).collect();
+        indexed.sort_unstable();
+        let mut by_ret: Vec<(u64, u64, usize)> = indexed.iter().map(|(_, ret, idx, _, i)| (*ret, *idx, *i)).collect();
         by_ret.sort_unstable();
         let (mut k, mut max_before, mut max_call) = (0, 0u64, 0usize);
-        for (inv, _, idx, i) in &reads {
+        for (inv, _, idx, is_read, i) in &indexed {
             while k < by_ret.len() && by_ret[k].0 < *inv {
                 if by_ret[k].1 > max_before {
                     max_before = by_ret[k].1;
@@ -328,17 +336,31 @@ pub fn linearizable(calls: &[Call], setup: &Setup, budget: Duration) -> CheckRes
                 }
                 k += 1;
             }
-            if *idx < max_before {
+            let (line, earlier) = (calls[*i].pos + 1, calls[max_call].pos + 1);
+            if *is_read && *idx < max_before {
                 r.error(format!(
-                    "{}: stale read: the read at line {} shows index {idx} after the read at line {} showed {max_before}",
-                    e.event,
-                    calls[*i].pos + 1,
-                    calls[max_call].pos + 1
+                    "{}: stale read: the read at line {line} shows index {idx} after the call at line {earlier} had index {max_before}",
+                    e.event
+                ));
+            } else if !*is_read && *idx <= max_before && max_before > 0 {
+                r.error(format!(
+                    "{}: log order contradicts real time: the write at line {line} has index {idx}, not after index \
+                     {max_before} of the call at line {earlier}, which ended before it began",
+                    e.event
                 ));
             }
         }
         let m = model::build(calls, &e.event, &e.seats, e.ttl_ms, setup.start_epoch_ms, &bh, tol);
         ops_total += m.ops.len();
+        match wgl::replay(&m) {
+            Ok(()) => {
+                events_ok += 1;
+                replayed += 1;
+                continue;
+            }
+            Err(why) if replay_notes.len() < 5 => replay_notes.push(format!("{}: {why}", e.event)),
+            Err(_) => {}
+        }
         match wgl::check(&m, deadline) {
             Lin::Ok => events_ok += 1,
             Lin::Timeout => r.unknown(format!("{}: the search ran out of time ({} calls)", e.event, m.ops.len())),
@@ -361,7 +383,11 @@ pub fn linearizable(calls: &[Call], setup: &Setup, budget: Duration) -> CheckRes
             }
         }
     }
-    r.notes.push(format!("{events_ok} of {} events linearizable; {ops_total} calls searched", setup.events.len()));
+    r.notes.push(format!(
+        "{events_ok} of {} events linearizable ({replayed} by replay in log order, the rest by search); {ops_total} calls",
+        setup.events.len()
+    ));
+    r.notes.extend(replay_notes.into_iter().map(|n| format!("replay fell back to the search: {n}")));
     r
 }
 
@@ -599,5 +625,154 @@ pub fn liveness(calls: &[Call], observed: &Observed) -> CheckResult {
         r.error(format!("node died: {crash}"));
     }
     r.notes.push(format!("{} probes", probes.len()));
+    r
+}
+
+/// How stale a waiting-room status may be: the gateway answers from a
+/// summary at most 300 ms old, whose linearizable read may itself have
+/// taken up to the gateway's cluster budget (4 s in test clusters).
+pub const STATUS_STALE_MS_MAX: u64 = 5_000;
+
+/// Waiting-room fairness, per event: one place per user (every join and
+/// status of a user names the same position, and the final rejoin after
+/// healing too: no place is lost); no two users share a position; FIFO
+/// (a user whose join was acknowledged before another user's first join
+/// began is ahead of them); admission in order (no user is seen waiting
+/// after one behind them was seen admitted, later than a status can be
+/// stale).
+pub fn waiting_room(calls: &[Call]) -> CheckResult {
+    let mut r = CheckResult::new("waiting-room");
+    type Key<'a> = (&'a str, &'a str);
+    // (event, user) -> (first invocation, first acknowledged return, position)
+    let mut users: BTreeMap<Key, (u64, Option<u64>, Option<u64>)> = BTreeMap::new();
+    let (mut joins, mut finals_ok, mut finals) = (0usize, 0usize, 0usize);
+    for c in calls.iter().filter(|c| c.invoke.f == F::Join) {
+        let (Some(ev), Some(user)) = (c.invoke.value.event.as_deref(), c.invoke.value.user.as_deref()) else {
+            continue;
+        };
+        let e = users.entry((ev, user)).or_insert((c.inv_ms(), None, None));
+        e.0 = e.0.min(c.inv_ms());
+        if c.invoke.value.last {
+            finals += 1;
+        }
+        if c.outcome() != OpType::Ok {
+            continue;
+        }
+        joins += 1;
+        if c.invoke.value.last {
+            finals_ok += 1;
+        }
+        let Some(pos) = c.result().position else { continue };
+        if let Some(ret) = c.ret_ms() {
+            e.1 = Some(e.1.map_or(ret, |x: u64| x.min(ret)));
+        }
+        match e.2 {
+            None => e.2 = Some(pos),
+            Some(p) if p != pos => r.error(format!(
+                "{ev}: {user} was given position {p}, then {pos} (line {}{})",
+                c.pos + 1,
+                if c.invoke.value.last { ", the rejoin after healing" } else { "" }
+            )),
+            Some(_) => {}
+        }
+    }
+    for c in calls.iter().filter(|c| c.invoke.f == F::QueueStatus && c.outcome() == OpType::Ok) {
+        let (Some(ev), Some(user)) = (c.invoke.value.event.as_deref(), c.invoke.value.user.as_deref()) else {
+            continue;
+        };
+        if let (Some(pos), Some((_, _, Some(p)))) = (c.result().position, users.get(&(ev, user))) {
+            if pos != *p {
+                r.error(format!("{ev}: the status at line {} shows {user} at {pos}, not at {p}", c.pos + 1));
+            }
+        }
+    }
+    // Per event: (user, first invocation, first acknowledgement, position).
+    type Placed<'a> = (&'a str, u64, Option<u64>, u64);
+    let mut events: BTreeMap<&str, Vec<Placed>> = BTreeMap::new();
+    for ((ev, user), (inv, ret, pos)) in &users {
+        if let Some(pos) = pos {
+            events.entry(ev).or_default().push((user, *inv, *ret, *pos));
+        }
+    }
+    for (ev, list) in &events {
+        let mut by_pos: BTreeMap<u64, &str> = BTreeMap::new();
+        for (user, _, _, pos) in list {
+            if let Some(other) = by_pos.insert(*pos, user) {
+                r.error(format!("{ev}: {other} and {user} share position {pos}"));
+            }
+        }
+        // FIFO: sweep users by first invocation, with the largest position
+        // of those acknowledged before it.
+        let mut by_inv: Vec<(u64, u64, &str)> = list.iter().map(|(u, inv, _, pos)| (*inv, *pos, *u)).collect();
+        by_inv.sort_unstable();
+        let mut by_ret: Vec<(u64, u64, &str)> =
+            list.iter().filter_map(|(u, _, ret, pos)| Some(((*ret)?, *pos, *u))).collect();
+        by_ret.sort_unstable();
+        let (mut k, mut max_pos, mut max_user) = (0, None::<u64>, "");
+        for (inv, pos, user) in &by_inv {
+            while k < by_ret.len() && by_ret[k].0 < *inv {
+                if max_pos.is_none_or(|m| by_ret[k].1 > m) {
+                    max_pos = Some(by_ret[k].1);
+                    max_user = by_ret[k].2;
+                }
+                k += 1;
+            }
+            if let Some(m) = max_pos.filter(|m| *pos < *m) {
+                r.error(format!(
+                    "{ev}: not FIFO: {user} joined after {max_user} was placed at {m}, but got position {pos}"
+                ));
+            }
+        }
+    }
+    // Admission in order: a status saying "waiting" at position p, asked
+    // for later than a status can be stale after another showed a user
+    // behind p admitted.
+    let status = |c: &&Call, state: &str| {
+        c.invoke.f == F::QueueStatus && c.outcome() == OpType::Ok && c.result().queue_state.as_deref() == Some(state)
+    };
+    let mut admitted: BTreeMap<&str, Vec<(u64, u64, &str)>> = BTreeMap::new();
+    for c in calls.iter().filter(|c| status(c, "admitted")) {
+        let (Some(ev), Some(user)) = (c.invoke.value.event.as_deref(), c.invoke.value.user.as_deref()) else {
+            continue;
+        };
+        if let (Some((_, _, Some(pos))), Some(ret)) = (users.get(&(ev, user)), c.ret_ms()) {
+            admitted.entry(ev).or_default().push((ret, *pos, user));
+        }
+    }
+    admitted.values_mut().for_each(|v| v.sort_unstable());
+    let mut waiting = 0usize;
+    for c in calls.iter().filter(|c| status(c, "waiting")) {
+        let (Some(ev), Some(user)) = (c.invoke.value.event.as_deref(), c.invoke.value.user.as_deref()) else {
+            continue;
+        };
+        let Some(pos) = c.result().position else { continue };
+        waiting += 1;
+        let seen = admitted.get(ev).map(Vec::as_slice).unwrap_or_default();
+        if let Some((ret, p, other)) =
+            seen.iter().take_while(|(ret, _, _)| ret + STATUS_STALE_MS_MAX < c.inv_ms()).find(|(_, p, _)| *p > pos)
+        {
+            r.error(format!(
+                "{ev}: admitted out of order: {other} (position {p}) was admitted by {ret} ms, but {user} \
+                 (position {pos}) was still waiting at line {} ({} ms)",
+                c.pos + 1,
+                c.inv_ms()
+            ));
+        }
+    }
+    if finals > finals_ok {
+        r.unknown(format!("{} of {finals} rejoins after healing did not succeed", finals - finals_ok));
+    }
+    let admitted_total: usize = admitted.values().map(Vec::len).sum();
+    r.notes.push(format!(
+        "{joins} joins acknowledged for {} users in {} rooms; {waiting} waiting and {admitted_total} admitted statuses",
+        users.len(),
+        events.len()
+    ));
+    if users.is_empty() {
+        r.valid = Validity::Skipped;
+        r.notes.push("the run made no waiting-room joins".into());
+    } else if joins == 0 {
+        r.unknown("no waiting-room join was acknowledged".into());
+    }
     r
 }

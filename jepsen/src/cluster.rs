@@ -8,9 +8,10 @@
 //! namespaces: real dropped packets, also between a node's gateway and the
 //! other nodes' gRPC. The suite's clients reach every gateway from the
 //! host side of the bridge, which no partition cuts (as in Jepsen, where
-//! the control node is never partitioned). Without root the nodes share
-//! loopback and partitions are not available (the nemesis skips them and
-//! the report says so).
+//! the control node is never partitioned). Without root (or when asked)
+//! the nodes share loopback and every link between two nodes passes the
+//! fault proxy (`proxy.rs`), which stalls cut links the way dropped packets
+//! stall TCP.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,10 +74,40 @@ pub struct ClusterOptions {
     pub ticketd: PathBuf,
     /// Where configs, data and logs go.
     pub dir: PathBuf,
-    /// Network namespaces (needs root) or shared loopback.
-    pub netns: bool,
+    /// How partitions are made.
+    pub net: NetMode,
     /// A planted bug every node runs with (`--debug-plant`).
     pub plant: Option<String>,
+}
+
+/// How the nodes are networked, and so how partitions are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetMode {
+    /// A network namespace per node on a bridge; partitions are iptables
+    /// DROP rules (needs root).
+    Namespaces,
+    /// Shared loopback; every link between nodes passes the fault proxy.
+    Proxy,
+}
+
+impl NetMode {
+    /// Namespaces when this process is root, the proxy otherwise.
+    pub fn default_for_user() -> NetMode {
+        if is_root() {
+            NetMode::Namespaces
+        } else {
+            NetMode::Proxy
+        }
+    }
+
+    /// Parses `namespaces` or `proxy`.
+    pub fn parse(name: &str) -> Option<NetMode> {
+        match name {
+            "namespaces" | "netns" => Some(NetMode::Namespaces),
+            "proxy" => Some(NetMode::Proxy),
+            _ => None,
+        }
+    }
 }
 
 /// Whether this process may create network namespaces.
@@ -109,6 +140,7 @@ pub struct Cluster {
     opts: ClusterOptions,
     nodes: Vec<Node>,
     net: Option<Net>,
+    proxy: Option<crate::proxy::FaultProxy>,
     crashes: Vec<String>,
 }
 
@@ -133,7 +165,7 @@ impl Cluster {
         let run = RUNS.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{:x}", ((std::process::id() << 4) ^ run) & 0xf_ffff);
         let mut subnet = (std::process::id().wrapping_add(run * 7) % 200) + 20;
-        if opts.netns {
+        if opts.net == NetMode::Namespaces {
             // A bridge left behind by a run that was killed may hold a
             // subnet: take one no interface of this host uses.
             let used = Command::new("ip").args(["-o", "-4", "addr", "show"]).output().map_err(io("running ip"))?;
@@ -144,7 +176,7 @@ impl Cluster {
         }
         let mut net = None;
         let mut addrs = Vec::new();
-        if opts.netns {
+        if opts.net == NetMode::Namespaces {
             let bridge = format!("tjb{tag}");
             let mut n = Net { bridge: bridge.clone(), namespaces: Vec::new() };
             sh(&["ip", "link", "add", &bridge, "type", "bridge"])?;
@@ -174,6 +206,14 @@ impl Cluster {
                 addrs.push((None, "127.0.0.1".into(), format!("127.0.0.1:{grpc}"), format!("127.0.0.1:{http}")));
             }
         }
+        let proxy = match opts.net {
+            NetMode::Proxy => {
+                let grpc: BTreeMap<u64, String> =
+                    addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.2.clone())).collect();
+                Some(crate::proxy::FaultProxy::start(&grpc).map_err(io("starting the fault proxy"))?)
+            }
+            NetMode::Namespaces => None,
+        };
         let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{} = \"{}\"", i + 1, a.2)).collect();
         let mut nodes = Vec::new();
         for (i, (ns, ip, grpc, http)) in addrs.into_iter().enumerate() {
@@ -211,7 +251,7 @@ impl Cluster {
                 paused: false,
             });
         }
-        let mut cluster = Cluster { opts, nodes, net, crashes: Vec::new() };
+        let mut cluster = Cluster { opts, nodes, net, proxy, crashes: Vec::new() };
         for id in 1..=cluster.opts.nodes {
             cluster.start_node(id)?;
         }
@@ -237,14 +277,20 @@ impl Cluster {
         self.nodes[(id - 1) as usize].grpc.clone()
     }
 
-    /// Whether partitions are real (namespaces).
+    /// Whether partitions can be made (namespaces or the proxy).
     pub fn can_partition(&self) -> bool {
-        self.net.is_some()
+        self.net.is_some() || self.proxy.is_some()
+    }
+
+    /// How partitions are made.
+    pub fn net_mode(&self) -> NetMode {
+        self.opts.net
     }
 
     fn start_node(&mut self, id: u64) -> Result<(), ClusterError> {
         let ticketd = self.opts.ticketd.clone();
         let plant = self.opts.plant.clone();
+        let dial = self.proxy.as_ref().map(|p| p.dial_map(id));
         let n = self.node(id);
         assert!(n.child.is_none(), "node {id} is running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&n.log).map_err(io("opening a log"))?;
@@ -261,6 +307,9 @@ impl Cluster {
         cmd.args(["run", "--config"]).arg(&n.config);
         if let Some(p) = &plant {
             cmd.args(["--debug-plant", p]);
+        }
+        if let Some(dial) = dial {
+            cmd.env("DEBUG_TICKETD_DIAL_MAP", dial);
         }
         cmd.env("DEBUG_TICKETD_ALLOW", "i-know-this-is-not-production")
             .env("DEBUG_TICKETD_CLOCK_OFFSET_FILE", &n.clock)
@@ -322,6 +371,10 @@ impl Cluster {
     /// in `drops[n]`. Replaces any earlier partition.
     pub fn partition(&mut self, drops: &BTreeMap<u64, Vec<u64>>) -> Result<(), ClusterError> {
         self.heal_network()?;
+        if let Some(proxy) = &self.proxy {
+            proxy.partition(drops);
+            return Ok(());
+        }
         let ips: BTreeMap<u64, String> = self.nodes.iter().map(|n| (n.id, n.ip.clone())).collect();
         for n in &self.nodes {
             let Some(ns) = &n.ns else { continue };
@@ -336,6 +389,9 @@ impl Cluster {
 
     /// Removes every partition.
     pub fn heal_network(&mut self) -> Result<(), ClusterError> {
+        if let Some(proxy) = &self.proxy {
+            proxy.heal();
+        }
         for n in &self.nodes {
             if let Some(ns) = &n.ns {
                 sh(&["ip", "netns", "exec", ns, "iptables", "-F"])?;

@@ -45,6 +45,10 @@ pub enum F {
     Bookings,
     /// A liveness probe after healing: hold and confirm on a fresh event.
     Probe,
+    /// Join an event's waiting room (again: the same place).
+    Join,
+    /// A waiting-room status poll.
+    QueueStatus,
     /// A fault starts or stops.
     Nemesis,
 }
@@ -127,6 +131,12 @@ pub struct Value {
     /// A user's bookings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bookings: Option<Vec<BookingRec>>,
+    /// A place in a waiting room (join and status results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
+    /// A waiting-room status: `waiting`, `admitted` or `expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_state: Option<String>,
     /// The gateway (node id) the request went to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<u64>,

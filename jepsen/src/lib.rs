@@ -9,6 +9,7 @@
 //! - `checker`: every checker, pure functions over a history.
 //! - `api`: the gateway calls the workload makes (one trait, HTTP today).
 //! - `cluster`: `ticketd` processes, network namespaces, faults on them.
+//! - `proxy`: partitions without root, a stalling proxy on every link.
 //! - `nemesis`: fault schedules from a seed, partition shapes, targets.
 //! - `workload`: the seat-contention workload and the history recorder.
 //! - `runner`: one run from start to verdict; `report`: its directory.
@@ -19,6 +20,7 @@ pub mod cluster;
 pub mod history;
 mod model;
 pub mod nemesis;
+mod proxy;
 mod report;
 pub mod runner;
 mod wgl;

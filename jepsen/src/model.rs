@@ -85,6 +85,9 @@ pub(crate) struct EvOp {
     pub(crate) inv_ms: u64,
     /// `None`: unknown outcome, may take effect at any time after `inv_ms`.
     pub(crate) ret_ms: Option<u64>,
+    /// The Raft log index the reply named: the entry a write was applied
+    /// at, the index a read was made at.
+    pub(crate) index: Option<u64>,
     pub(crate) kind: Kind,
     pub(crate) out: Out,
 }
@@ -240,7 +243,8 @@ pub(crate) fn build(
             slots[slot].named = true;
         }
         if constrains(&kind, &out) {
-            ops.push(EvOp { call: i, inv_ms: inv_of(i), ret_ms: c.ret_ms(), kind, out });
+            let index = c.complete.as_ref().and_then(|d| d.index);
+            ops.push(EvOp { call: i, inv_ms: inv_of(i), ret_ms: c.ret_ms(), index, kind, out });
         }
     }
     EventModel { slots, ops }

@@ -66,13 +66,14 @@ fn timeline(calls: &[Call], faults: &[FaultPeriod], verdict: &Verdict, opts: &Ru
         "<!doctype html><meta charset=utf-8><title>jepsen run</title><style>body{{font:12px sans-serif}}\
          .op{{position:absolute;height:10px;border:1px solid #555;box-sizing:border-box}}\
          .fault{{position:absolute;top:0;bottom:0;background:rgba(120,120,255,.15)}}</style>\
-         <h1>{}: {}</h1><p>mix {:?}, seed {}, plant {:?}, {} s, {} calls. Failed checkers: {:?}</p>\
+         <h1>{}: {}</h1><p>mix {:?}, seed {}, plant {:?}, network {:?}, {} s, {} calls. Failed checkers: {:?}</p>\
          <p>green ok, red fail, yellow unknown (info); blue bands are faults.</p>",
         if verdict.valid { "valid" } else { "INVALID" },
         opts.out.display(),
         opts.mix,
         opts.seed,
         opts.plant,
+        opts.net,
         opts.time_limit_secs,
         client.len(),
         verdict.failed(),

@@ -19,7 +19,7 @@ use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::history::{self, OpType, Value, F, NEMESIS_PROCESS};
 use crate::nemesis::{self, Fault, Mix, Step, Target};
 use crate::report;
-use crate::workload::{self, Events, Recorder, Shared};
+use crate::workload::{self, Events, QueueEvents, Recorder, Shared};
 
 /// Seats per event: few, so holds contend.
 pub const EVENT_SEATS: u32 = 6;
@@ -32,6 +32,18 @@ pub const EVENT_OPS_MAX: usize = 120;
 pub const EVENTS_LIVE: usize = 4;
 /// Events made per run (at `EVENT_OPS_MAX` calls each).
 pub const EVENTS_MAX: usize = 400;
+/// Seats of a waiting-room event: more than its buyers, so rooms stay open.
+pub const QUEUE_EVENT_SEATS: u32 = 40;
+/// Buyers sent to one waiting-room event.
+pub const QUEUE_USERS_PER_EVENT: usize = 30;
+/// Waiting-room events made per run at most.
+pub const QUEUE_EVENTS_MAX: usize = 40;
+/// Threads of waiting-room buyers.
+pub const QUEUE_THREADS: u64 = 3;
+/// Admission rate of the waiting rooms (users per minute).
+const QUEUE_ADMIT_PER_MINUTE: u32 = 240;
+/// Shoppers let in at once per room.
+const QUEUE_ACTIVE_MAX: u32 = 3;
 /// Operations per run (history lines, invocations and completions).
 pub const HISTORY_OPS_MAX: usize = 200_000;
 /// How long a client call may take before its outcome is unknown.
@@ -65,6 +77,8 @@ pub struct RunOptions {
     pub existing: Option<Vec<String>>,
     /// Concurrent workload threads.
     pub threads: u64,
+    /// How partitions are made (namespaces need root).
+    pub net: crate::cluster::NetMode,
     /// Time the linearizability search may take.
     pub check_secs_max: u64,
     /// Show a progress bar.
@@ -84,6 +98,7 @@ impl RunOptions {
             out,
             existing: None,
             threads: 10,
+            net: crate::cluster::NetMode::default_for_user(),
             check_secs_max: 120,
             progress: true,
         }
@@ -143,7 +158,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             nodes: opts.nodes,
             ticketd: opts.ticketd.clone(),
             dir: opts.out.join("cluster"),
-            netns: crate::cluster::is_root(),
+            net: opts.net,
             plant: opts.plant.clone(),
         })?),
     };
@@ -250,6 +265,45 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
         );
     }
     let probe_event = ids.pop().expect("the probe event");
+    // Waiting rooms: a venue of their own (more seats), an event per batch
+    // of buyers.
+    let queue_venue = {
+        let admin = admin.clone();
+        let name = format!("jepsen-{tag}-queue");
+        retry(&gateways, "queue venue", move |g| {
+            let (admin, name) = (admin.clone(), name.clone());
+            async move { g.http.create_venue(&admin, &name, 1, QUEUE_EVENT_SEATS).await }
+        })
+        .await?
+    };
+    // A buyer takes about two seconds (join, a few polls, hold, confirm).
+    let queue_users = opts.time_limit_secs as usize * QUEUE_THREADS as usize / 2 + QUEUE_USERS_PER_EVENT;
+    let mut queue_ids = Vec::new();
+    for i in 0..(queue_users / QUEUE_USERS_PER_EVENT + 1).min(QUEUE_EVENTS_MAX) {
+        let (admin, venue, title) = (admin.clone(), queue_venue.clone(), format!("jepsen-{tag}-queue-{i}"));
+        queue_ids.push(
+            retry(&gateways, "queue event", move |g| {
+                let (admin, venue, title) = (admin.clone(), venue.clone(), title.clone());
+                async move {
+                    g.http
+                        .create_queued_event(
+                            &admin,
+                            &venue,
+                            &title,
+                            HOLD_TTL_SECS,
+                            QUEUE_ADMIT_PER_MINUTE,
+                            QUEUE_ACTIVE_MAX,
+                        )
+                        .await
+                }
+            })
+            .await?,
+        );
+    }
+    let queue_seats: Vec<String> = match gateways[0].seat_map(&queue_ids[0]).await {
+        Reply::Ok(m) => m.seats.keys().cloned().collect(),
+        _ => return Err(RunError::Setup("reading the first waiting-room event's seats".into())),
+    };
     let seats: Vec<String> = match gateways[0].seat_map(&ids[0]).await {
         Reply::Ok(m) => m.seats.keys().cloned().collect(),
         _ => return Err(RunError::Setup("reading the first event's seats".into())),
@@ -260,6 +314,11 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
         events: ids
             .iter()
             .map(|e| EventSetup { event: e.clone(), seats: seats.clone(), ttl_ms: HOLD_TTL_SECS * 1000 })
+            .chain(queue_ids.iter().map(|e| EventSetup {
+                event: e.clone(),
+                seats: queue_seats.clone(),
+                ttl_ms: HOLD_TTL_SECS * 1000,
+            }))
             .collect(),
         clock_fwd_ms_max: fwd,
         clock_back_ms_max: back,
@@ -276,13 +335,18 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
         tokens: Mutex::new(BTreeMap::new()),
         events: Events::new(ids.clone(), seats.clone(), EVENTS_LIVE, EVENT_OPS_MAX),
         recorder: Arc::clone(&recorder),
-        next_process: AtomicU64::new(opts.threads + gateways.len() as u64),
+        next_process: AtomicU64::new(opts.threads + gateways.len() as u64 + QUEUE_THREADS),
         deadline,
     });
-    // One reader per gateway, then the writers.
+    let queue = Arc::new(QueueEvents::new(queue_ids, queue_seats, QUEUE_USERS_PER_EVENT));
+    // One reader per gateway, then the writers, then the waiting-room buyers.
     let threads = opts.threads + gateways.len() as u64;
-    let workers: Vec<_> =
+    let mut workers: Vec<_> =
         (0..threads).map(|t| tokio::spawn(workload::worker(Arc::clone(&shared), t, opts.seed))).collect();
+    workers.extend(
+        (threads..threads + QUEUE_THREADS)
+            .map(|t| tokio::spawn(workload::queue_worker(Arc::clone(&shared), Arc::clone(&queue), t, opts.seed))),
+    );
     let can_partition = cluster.as_ref().is_some_and(|c| c.can_partition());
     let steps = if cluster.is_some() {
         nemesis::schedule(opts.seed, opts.mix, opts.time_limit_secs * 1000, can_partition)
@@ -388,7 +452,7 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
         eprintln!("jepsen: after healing: {e}");
     }
     let final_deadline = Instant::now() + FINAL_PHASE_MAX;
-    final_reads(&shared, &gateways, final_deadline).await;
+    final_reads(&shared, &queue, &gateways, final_deadline).await;
     probes(&shared, &gateways, &probe_event, &seats, final_deadline + PROBE_PHASE_MAX).await;
     let mut observed = Observed::default();
     if let Some(c) = cluster {
@@ -521,10 +585,24 @@ async fn add_nodes(c: &Cluster, gateways: &[Endpoint], admin: &str, nodes: &[u64
 /// Final linearizable reads after healing: every event's seat map, every
 /// user's bookings. Each is retried until it succeeds or the phase's
 /// deadline passes; only the last attempt is recorded.
-async fn final_reads(shared: &Shared, gateways: &[Endpoint], deadline: Instant) {
+async fn final_reads(shared: &Shared, queue: &QueueEvents, gateways: &[Endpoint], deadline: Instant) {
     let rec = &shared.recorder;
     let process = NEMESIS_PROCESS - 1;
-    for ev in &shared.events.ids {
+    // Every buyer that tried to join a waiting room joins again: the place
+    // is durable, so it must be the one first given.
+    let joined = queue.joined.lock().expect("queue lock").clone();
+    for (k, (ev, user)) in joined.iter().enumerate() {
+        let Some(token) = shared.token(user).await else { continue };
+        loop {
+            let at = k % gateways.len();
+            match workload::join(rec, &gateways[at], process, user, &token, ev, at, true).await {
+                None | Some(Reply::Ok(_) | Reply::Fail(_)) => break,
+                Some(Reply::Info(_)) if Instant::now() > deadline => break,
+                Some(Reply::Info(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+    for ev in shared.events.ids.iter().chain(&queue.ids) {
         let v = Value { event: Some(ev.clone()), last: true, ..Value::default() };
         rec.invoke(F::Read, process, v.clone());
         let mut k = 0;
@@ -592,8 +670,8 @@ async fn probes(shared: &Shared, gateways: &[Endpoint], event: &str, seats: &[St
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
             };
-            match gw.hold(&token, event, &seat, &format!("{user}-hold")).await {
-                Reply::Ok(h) => match gw.confirm(&token, &h.hold, &format!("{user}-confirm")).await {
+            match gw.hold(&token, event, &seat, &format!("{user}-hold")).await.0 {
+                Reply::Ok(h) => match gw.confirm(&token, &h.hold, &format!("{user}-confirm")).await.0 {
                     Reply::Ok(_) => ok = true,
                     Reply::Fail(e) | Reply::Info(e) => last = format!("confirm: {e}"),
                 },

@@ -63,6 +63,8 @@ impl H {
         value.seat_map = d.seat_map;
         value.counts = d.counts;
         value.bookings = d.bookings;
+        value.position = d.position.or(value.position);
+        value.queue_state = d.queue_state;
         if !d.seats.is_empty() {
             value.seats = d.seats;
         }
@@ -196,6 +198,28 @@ impl H {
     fn calls(&self) -> Vec<Call> {
         pair(&self.ops).unwrap()
     }
+
+    /// A waiting-room join that placed `user` at `pos` (`None`: unknown outcome).
+    fn join(&mut self, p: u64, user: &str, inv: u64, ret: u64, pos: Option<u64>, last: bool) {
+        let args = Value { event: Some(EV.into()), user: Some(user.into()), last, ..Value::default() };
+        let done = match pos {
+            Some(pos) => ok(Value { position: Some(pos), ..Value::default() }),
+            None => info(),
+        };
+        self.call(F::Join, p, inv, ret, args, done);
+    }
+
+    /// A waiting-room status: `state` at `pos`.
+    fn status(&mut self, p: u64, user: &str, inv: u64, ret: u64, state: &str, pos: Option<u64>) {
+        let args = Value { event: Some(EV.into()), user: Some(user.into()), ..Value::default() };
+        let done = ok(Value { position: pos, queue_state: Some(state.into()), ..Value::default() });
+        self.call(F::QueueStatus, p, inv, ret, args, done);
+    }
+
+    /// Gives the last call's reply the log index `index`.
+    fn at(&mut self, index: u64) {
+        self.ops.last_mut().expect("a call").index = Some(index);
+    }
 }
 
 /// A correct run: alice holds and books seats 1-2, bob's hold on 2 is
@@ -301,6 +325,67 @@ fn linearizable_flags_a_stale_read() {
     assert_eq!(r.valid, Validity::Invalid, "{r:#?}");
     assert!(r.errors.iter().any(|e| e.contains("stale read")), "{r:#?}");
     assert!(r.errors.iter().any(|e| e.contains("not linearizable")), "{r:#?}");
+}
+
+#[test]
+fn linearizable_replays_calls_in_log_order_without_searching() {
+    // Concurrent holds on seat 1 (alice wins at index 3, bob is refused at
+    // index 4), a confirmation, a hold with an unknown outcome that a read
+    // explains, then carol's refused hold on the booked seat.
+    let mut h = H::default();
+    h.hold(1, "alice", &["A-1-1"], 0, 20, "hld-1");
+    h.at(3);
+    h.hold_done(2, "bob", &["A-1-1"], 5, 25, fail("seats_unavailable"));
+    h.at(4);
+    h.confirm(1, "alice", "hld-1", 30, 40, "bkg-1", &["A-1-1"]);
+    h.at(6);
+    h.hold_done(3, "dave", &["A-1-3"], 45, 50, info());
+    h.read(4, 60, 70, "baha", 8, false);
+    h.hold_done(5, "carol", &["A-1-1"], 80, 90, fail("seats_unavailable"));
+    h.at(9);
+    let r = checker::linearizable(&h.calls(), &setup(), budget());
+    assert_eq!(r.valid, Validity::Valid, "{r:#?}");
+    assert!(r.notes.iter().any(|n| n.contains("(1 by replay")), "{r:#?}");
+    // A wrong read is not accepted by the replay, nor by the search.
+    h.ops.truncate(h.ops.len() - 4);
+    h.read(4, 60, 70, "aaha", 8, false);
+    let r = checker::linearizable(&h.calls(), &setup(), budget());
+    assert_eq!(r.valid, Validity::Invalid, "{r:#?}");
+    assert!(r.notes.iter().any(|n| n.contains("(0 by replay")), "{r:#?}");
+    assert!(r.errors.iter().any(|e| e.contains("not linearizable")), "{r:#?}");
+}
+
+#[test]
+fn linearizable_flags_writes_whose_log_order_contradicts_real_time() {
+    // Bob's refusal was logged before alice's hold although alice's hold
+    // was acknowledged before bob asked: each reply fits on its own, but
+    // the log disagrees with real time.
+    let mut h = H::default();
+    h.hold(1, "alice", &["A-1-1"], 0, 10, "hld-1");
+    h.at(7);
+    h.hold_done(2, "bob", &["A-1-1"], 20, 30, fail("seats_unavailable"));
+    h.at(5);
+    let r = checker::linearizable(&h.calls(), &setup(), budget());
+    assert_eq!(r.valid, Validity::Invalid, "{r:#?}");
+    assert!(r.errors.iter().any(|e| e.contains("log order contradicts real time")), "{r:#?}");
+    // In the right order it passes, by replay.
+    h.at(8);
+    let r = checker::linearizable(&h.calls(), &setup(), budget());
+    assert_eq!(r.valid, Validity::Valid, "{r:#?}");
+    assert!(r.notes.iter().any(|n| n.contains("(1 by replay")), "{r:#?}");
+}
+
+#[test]
+fn linearizable_flags_a_double_hold_with_indexes() {
+    // Both holds on seat 1 succeed, in log order, well within the TTL.
+    let mut h = H::default();
+    h.hold(1, "alice", &["A-1-1"], 0, 10, "hld-1");
+    h.at(2);
+    h.hold(2, "bob", &["A-1-1"], 20, 30, "hld-2");
+    h.at(3);
+    let r = checker::linearizable(&h.calls(), &setup(), budget());
+    assert_eq!(r.valid, Validity::Invalid, "{r:#?}");
+    assert!(r.notes.iter().any(|n| n.contains("replay fell back")), "{r:#?}");
 }
 
 #[test]
@@ -529,4 +614,91 @@ fn hold_expiry_dates_a_retried_hold_from_its_first_attempt() {
     let calls = h.calls();
     assert_eq!(checker::hold_expiry(&calls, &setup()).valid, Validity::Valid);
     assert_eq!(checker::linearizable(&calls, &setup(), budget()).valid, Validity::Valid);
+}
+
+/// A fair waiting room: concurrent joins in either order, a rejoin at the
+/// same place, admission in position order.
+fn fair_room() -> H {
+    let mut h = H::default();
+    h.join(1, "ann", 0, 10, Some(0), false);
+    h.join(2, "ben", 5, 15, Some(2), false);
+    h.join(3, "cat", 8, 12, Some(1), false);
+    h.join(4, "dan", 20, 30, Some(3), false);
+    h.join(5, "ann", 40, 50, Some(0), false);
+    h.status(1, "ann", 60, 70, "admitted", None);
+    h.status(4, "dan", 61, 71, "waiting", Some(3));
+    h.status(3, "cat", 62, 72, "waiting", Some(1));
+    h.status(3, "cat", 6_000, 6_010, "admitted", None);
+    h.status(4, "dan", 6_020, 6_030, "waiting", Some(3));
+    h.join(9, "ann", 20_000, 20_010, Some(0), true);
+    h.join(9, "dan", 20_020, 20_030, Some(3), true);
+    h
+}
+
+#[test]
+fn waiting_room_passes_a_fair_room() {
+    let r = checker::waiting_room(&fair_room().calls());
+    assert_eq!(r.valid, Validity::Valid, "{r:#?}");
+    let none = checker::waiting_room(&correct().calls());
+    assert_eq!(none.valid, Validity::Skipped, "no joins, nothing to check: {none:#?}");
+}
+
+#[test]
+fn waiting_room_flags_a_moved_place_a_shared_one_and_a_lost_one() {
+    let mut h = fair_room();
+    h.join(5, "ben", 100, 110, Some(4), false);
+    let r = checker::waiting_room(&h.calls());
+    assert_eq!(r.valid, Validity::Invalid, "{r:#?}");
+    assert!(r.errors.iter().any(|e| e.contains("ben was given position 2, then 4")), "{r:#?}");
+
+    let mut h = fair_room();
+    h.join(6, "eve", 100, 110, Some(3), false);
+    let r = checker::waiting_room(&h.calls());
+    assert!(r.errors.iter().any(|e| e.contains("share position 3")), "{r:#?}");
+
+    // After healing, dan's rejoin gets a new place: his was lost.
+    let mut h = fair_room();
+    h.ops.truncate(h.ops.len() - 2);
+    h.join(9, "dan", 20_020, 20_030, Some(7), true);
+    let r = checker::waiting_room(&h.calls());
+    assert!(r.errors.iter().any(|e| e.contains("the rejoin after healing")), "{r:#?}");
+
+    // A status naming another place than the join gave.
+    let mut h = fair_room();
+    h.status(2, "ben", 100, 110, "waiting", Some(1));
+    let r = checker::waiting_room(&h.calls());
+    assert!(r.errors.iter().any(|e| e.contains("shows ben at 1, not at 2")), "{r:#?}");
+
+    // A rejoin after healing that never succeeds leaves it undecided.
+    let mut h = fair_room();
+    h.join(9, "cat", 20_040, 20_050, None, true);
+    assert_eq!(checker::waiting_room(&h.calls()).valid, Validity::Unknown);
+}
+
+#[test]
+fn waiting_room_flags_a_late_joiner_placed_ahead() {
+    let mut h = fair_room();
+    // eve joins after dan was placed at 3, and is put ahead of him.
+    h.join(6, "eve", 35, 45, Some(5), false);
+    assert_eq!(checker::waiting_room(&h.calls()).valid, Validity::Valid);
+    let mut h = fair_room();
+    h.ops.retain(|o| o.value.user.as_deref() != Some("dan"));
+    h.join(4, "dan", 20, 30, Some(4), false);
+    h.join(6, "eve", 35, 45, Some(3), false);
+    let r = checker::waiting_room(&h.calls());
+    assert_eq!(r.valid, Validity::Invalid, "{r:#?}");
+    assert!(r.errors.iter().any(|e| e.contains("not FIFO: eve joined after dan")), "{r:#?}");
+}
+
+#[test]
+fn waiting_room_flags_admission_out_of_order() {
+    // dan (3) is admitted while cat (1) is still waiting well after that.
+    let mut h = fair_room();
+    h.status(4, "dan", 7_000, 7_010, "admitted", None);
+    h.status(3, "cat", 7_100, 7_110, "waiting", Some(1));
+    assert_eq!(checker::waiting_room(&h.calls()).valid, Validity::Valid, "within the staleness bound");
+    h.status(3, "cat", 13_000, 13_010, "waiting", Some(1));
+    let r = checker::waiting_room(&h.calls());
+    assert_eq!(r.valid, Validity::Invalid, "{r:#?}");
+    assert!(r.errors.iter().any(|e| e.contains("admitted out of order: dan")), "{r:#?}");
 }

@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use crate::model::{EvOp, EventModel};
+use crate::model::{EvOp, EventModel, Kind, Out};
 
 const NIL: usize = usize::MAX;
 
@@ -180,4 +180,66 @@ fn pending_calls(entries: &[Entry], until: usize) -> Vec<usize> {
     }
     out.push(entries[until].op);
     out
+}
+
+/// The fast check: replays the calls in the order of the Raft log indexes
+/// their replies named (writes before a read made at their index), with
+/// each unknown outcome at the earliest point real time allows. If that
+/// order respects real time and the model accepts every call in it, it is
+/// a linearization and the search is not needed. Otherwise the reason is
+/// returned and the search decides (an unknown outcome may belong
+/// elsewhere, and a retried request's index is its last attempt's).
+pub(crate) fn replay(model: &EventModel) -> Result<(), String> {
+    let ops = &model.ops;
+    let mut indexed: Vec<(u64, u8, usize)> = Vec::new();
+    let mut unknown: Vec<usize> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match (op.out == Out::Info, op.index) {
+            (true, _) => unknown.push(i),
+            (false, Some(index)) => {
+                let read = u8::from(matches!(op.kind, Kind::Read { .. }));
+                indexed.push((index, read, i));
+            }
+            (false, None) => return Err(format!("call {} carries no log index", op.call)),
+        }
+    }
+    indexed.sort_unstable();
+    // (slot, unknown first, invocation, op): the indexed call at position k
+    // has slot k; an unknown outcome goes just before the first indexed
+    // call after the last one that returned before it was invoked.
+    let mut order: Vec<(usize, u8, u64, usize)> =
+        indexed.iter().enumerate().map(|(k, (_, _, i))| (k, 1, 0, *i)).collect();
+    for &u in &unknown {
+        let inv = ops[u].inv_ms;
+        let after = indexed.iter().rposition(|(_, _, i)| ops[*i].ret_ms.is_some_and(|r| r < inv));
+        order.push((after.map_or(0, |k| k + 1), 0, inv, u));
+    }
+    order.sort_unstable();
+    // Real time: no call may come after one that was invoked after it
+    // returned.
+    let mut inv_max = 0u64;
+    let mut inv_max_op = usize::MAX;
+    for &(_, _, _, i) in &order {
+        if let Some(ret) = ops[i].ret_ms {
+            if ret < inv_max {
+                return Err(format!(
+                    "log order puts call {} after call {}, which was invoked after it returned",
+                    ops[i].call, ops[inv_max_op].call
+                ));
+            }
+        }
+        if ops[i].inv_ms > inv_max {
+            inv_max = ops[i].inv_ms;
+            inv_max_op = i;
+        }
+    }
+    let mut states: States = vec![model.init()];
+    for &(_, _, _, i) in &order {
+        let next: States = states.iter().flat_map(|s| model.step(s, &ops[i])).collect();
+        if next.is_empty() {
+            return Err(format!("call {} does not fit at its log index", ops[i].call));
+        }
+        states = normalize(next);
+    }
+    Ok(())
 }

@@ -9,6 +9,9 @@
 //! calls again (its successor gets a new process id and a new user); half
 //! the time the successor first retries the unknown call with the same
 //! user and idempotency key, which is what the idempotency checker needs.
+//!
+//! Beside it runs the waiting-room workload (`queue_worker`): buyers join
+//! rooms that are always on, poll until admitted, and buy one seat each.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::api::{Endpoint, Gateway, Reply};
+use crate::api::{Endpoint, Gateway, Joined, Reply, Standing};
 use crate::history::{Op, OpType, Value, F};
 
 /// Pause between two calls of a thread.
@@ -139,7 +142,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// A token for `user` from any gateway that answers, cached.
-    async fn token(&self, user: &str) -> Option<String> {
+    pub(crate) async fn token(&self, user: &str) -> Option<String> {
         if let Some(t) = self.tokens.lock().expect("tokens lock").get(user) {
             return Some(t.clone());
         }
@@ -294,13 +297,13 @@ pub(crate) async fn worker(shared: Arc<Shared>, thread: u64, seed: u64) {
                     v.hold = Some(h.clone());
                     v.key = Some(key.clone());
                     rec.invoke(F::Release, process, v.clone());
-                    let r = gw.release(&token, h, &key).await;
+                    let (r, index) = gw.release(&token, h, &key).await;
                     mine.holds.retain(|(_, x)| x != h);
                     match r {
-                        Reply::Ok(()) => rec.complete(OpType::Ok, F::Release, process, v, None, None),
-                        Reply::Fail(e) => rec.complete(OpType::Fail, F::Release, process, v, None, Some(e)),
+                        Reply::Ok(()) => rec.complete(OpType::Ok, F::Release, process, v, index, None),
+                        Reply::Fail(e) => rec.complete(OpType::Fail, F::Release, process, v, index, Some(e)),
                         Reply::Info(e) => {
-                            rec.complete(OpType::Info, F::Release, process, v, None, Some(e));
+                            rec.complete(OpType::Info, F::Release, process, v, index, Some(e));
                             unknown = Some(Retry::Hold { event, seats: Vec::new(), key: String::new() });
                         }
                     }
@@ -311,13 +314,13 @@ pub(crate) async fn worker(shared: Arc<Shared>, thread: u64, seed: u64) {
                 v.booking = Some(b.clone());
                 v.key = Some(key.clone());
                 rec.invoke(F::Cancel, process, v.clone());
-                let r = gw.cancel(&token, &b, &key).await;
+                let (r, index) = gw.cancel(&token, &b, &key).await;
                 mine.bookings.retain(|(_, x)| *x != b);
                 match r {
-                    Reply::Ok(()) => rec.complete(OpType::Ok, F::Cancel, process, v, None, None),
-                    Reply::Fail(e) => rec.complete(OpType::Fail, F::Cancel, process, v, None, Some(e)),
+                    Reply::Ok(()) => rec.complete(OpType::Ok, F::Cancel, process, v, index, None),
+                    Reply::Fail(e) => rec.complete(OpType::Fail, F::Cancel, process, v, index, Some(e)),
                     Reply::Info(e) => {
-                        rec.complete(OpType::Info, F::Cancel, process, v, None, Some(e));
+                        rec.complete(OpType::Info, F::Cancel, process, v, index, Some(e));
                         unknown = Some(Retry::Hold { event, seats: Vec::new(), key: String::new() });
                     }
                 }
@@ -370,22 +373,23 @@ async fn hold(
     v.seats = seats.clone();
     v.key = Some(key.clone());
     rec.invoke(F::Hold, process, v.clone());
-    match gw.hold(token, ev, &seats, &key).await {
+    let (r, index) = gw.hold(token, ev, &seats, &key).await;
+    match r {
         Reply::Ok(h) => {
             let mut done = v;
             done.hold = Some(h.hold.clone());
             done.expires_at_ms = h.expires_at_ms;
-            rec.complete(OpType::Ok, F::Hold, process, done, None, None);
+            rec.complete(OpType::Ok, F::Hold, process, done, index, None);
             mine.holds.retain(|(e, _)| *e != event);
             mine.holds.push((event, h.hold));
             None
         }
         Reply::Fail(e) => {
-            rec.complete(OpType::Fail, F::Hold, process, v, None, Some(e));
+            rec.complete(OpType::Fail, F::Hold, process, v, index, Some(e));
             None
         }
         Reply::Info(e) => {
-            rec.complete(OpType::Info, F::Hold, process, v, None, Some(e));
+            rec.complete(OpType::Info, F::Hold, process, v, index, Some(e));
             Some(Retry::Hold { event, seats, key })
         }
     }
@@ -410,24 +414,222 @@ async fn confirm(
     v.hold = Some(hold.clone());
     v.key = Some(key.clone());
     rec.invoke(F::Confirm, process, v.clone());
-    let r = gw.confirm(token, &hold, &key).await;
+    let (r, index) = gw.confirm(token, &hold, &key).await;
     mine.holds.retain(|(_, h)| *h != hold);
     match r {
         Reply::Ok(b) => {
             let mut done = v;
             done.booking = Some(b.booking.clone());
             done.seats = b.seats;
-            rec.complete(OpType::Ok, F::Confirm, process, done, None, None);
+            rec.complete(OpType::Ok, F::Confirm, process, done, index, None);
             mine.bookings.push((event, b.booking));
             None
         }
         Reply::Fail(e) => {
-            rec.complete(OpType::Fail, F::Confirm, process, v, None, Some(e));
+            rec.complete(OpType::Fail, F::Confirm, process, v, index, Some(e));
             None
         }
         Reply::Info(e) => {
-            rec.complete(OpType::Info, F::Confirm, process, v, None, Some(e));
+            rec.complete(OpType::Info, F::Confirm, process, v, index, Some(e));
             Some(Retry::Confirm { event, hold, key })
         }
     }
+}
+
+/// Waiting-room events and the users sent to each.
+pub(crate) struct QueueEvents {
+    pub(crate) ids: Vec<String>,
+    pub(crate) seats: Vec<String>,
+    /// Users that joined (or tried to), for the final rejoins: (event, user).
+    pub(crate) joined: Mutex<Vec<(String, String)>>,
+    next_user: AtomicUsize,
+    users_per_event: usize,
+}
+
+impl QueueEvents {
+    pub(crate) fn new(ids: Vec<String>, seats: Vec<String>, users_per_event: usize) -> QueueEvents {
+        QueueEvents { ids, seats, joined: Mutex::new(Vec::new()), next_user: AtomicUsize::new(0), users_per_event }
+    }
+
+    /// The event the next user queues for, or `None` when all are spent.
+    fn next(&self) -> Option<usize> {
+        let n = self.next_user.fetch_add(1, Ordering::Relaxed) / self.users_per_event;
+        (n < self.ids.len()).then_some(n)
+    }
+}
+
+/// How long a queued user polls for admission before giving up.
+const ADMISSION_WAIT: Duration = Duration::from_secs(20);
+/// Pause between two status polls of one user.
+const POLL_MS_MIN: u64 = 150;
+/// Pause between two status polls of one user.
+const POLL_MS_MAX: u64 = 350;
+
+/// A waiting-room buyer after another through gateway `thread % n`: joins
+/// an event's room (sometimes again at another gateway: the place must
+/// not change), polls its status until admitted, then holds a seat with
+/// the access token and confirms it. Joins, polls, holds and confirms all
+/// go into the history; the fairness checker reads the first two, the seat
+/// checkers the rest.
+pub(crate) async fn queue_worker(shared: Arc<Shared>, queue: Arc<QueueEvents>, thread: u64, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(9_000_011).wrapping_add(thread));
+    let rec = Arc::clone(&shared.recorder);
+    let n = shared.gateways.len();
+    let node = thread as usize % n;
+    let mut process = thread;
+    'users: while Instant::now() < shared.deadline && rec.has_room() {
+        let Some(event) = queue.next() else { break };
+        let ev = queue.ids[event].clone();
+        let user = format!("q{process}");
+        let Some(token) = shared.token(&user).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        queue.joined.lock().expect("queue lock").push((ev.clone(), user.clone()));
+        // Join; an unknown outcome ends the process, and its successor (the
+        // same user) joins again at the next gateway.
+        let mut at = node;
+        let joined = loop {
+            match join(&rec, &shared.gateways[at], process, &user, &token, &ev, at, false).await {
+                Some(Reply::Ok(j)) => break j,
+                Some(Reply::Fail(_)) => {
+                    process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+                    continue 'users;
+                }
+                _ => {
+                    process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+                    at = (at + 1) % n;
+                    if Instant::now() > shared.deadline {
+                        break 'users;
+                    }
+                }
+            }
+        };
+        // A third join again elsewhere, to the same place.
+        if rng.gen_bool(0.3) {
+            let other = (at + 1 + rng.gen_range(0..n - 1)) % n;
+            if !matches!(
+                join(&rec, &shared.gateways[other], process, &user, &token, &ev, other, false).await,
+                Some(Reply::Ok(_) | Reply::Fail(_))
+            ) {
+                process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let gw = &shared.gateways[at];
+        let until = Instant::now() + ADMISSION_WAIT;
+        let mut access = None;
+        while access.is_none() && Instant::now() < until.min(shared.deadline) && rec.has_room() {
+            let v = Value {
+                event: Some(ev.clone()),
+                user: Some(user.clone()),
+                node: Some(at as u64 + 1),
+                ..Value::default()
+            };
+            rec.invoke(F::QueueStatus, process, v.clone());
+            match gw.queue_status(&token, &ev, &joined.queue_token).await {
+                Reply::Ok(standing) => {
+                    let mut done = v;
+                    let state = match standing {
+                        Standing::Waiting { position } => {
+                            done.position = position;
+                            "waiting"
+                        }
+                        Standing::Admitted { access_token } => {
+                            access = Some(access_token);
+                            "admitted"
+                        }
+                        Standing::Expired { position } => {
+                            done.position = position;
+                            "expired"
+                        }
+                    };
+                    done.queue_state = Some(state.into());
+                    rec.complete(OpType::Ok, F::QueueStatus, process, done, None, None);
+                    if state == "expired" {
+                        break;
+                    }
+                }
+                Reply::Fail(e) => {
+                    let sold_out = e == "sold_out";
+                    rec.complete(OpType::Fail, F::QueueStatus, process, v, None, Some(e));
+                    if sold_out {
+                        break;
+                    }
+                }
+                Reply::Info(e) => rec.complete(OpType::Fail, F::QueueStatus, process, v, None, Some(e)),
+            }
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(POLL_MS_MIN..=POLL_MS_MAX))).await;
+        }
+        let Some(access) = access else {
+            process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        // Admitted: one seat, then pay for it.
+        let seat = vec![queue.seats[rng.gen_range(0..queue.seats.len())].clone()];
+        let mut v = value(&ev, &user, at);
+        v.seats = seat.clone();
+        let key = format!("{user}-hold");
+        v.key = Some(key.clone());
+        rec.invoke(F::Hold, process, v.clone());
+        let (r, index) = gw.hold_admitted(&token, &ev, &seat, &key, &access).await;
+        match r {
+            Reply::Ok(h) => {
+                let mut done = v;
+                done.hold = Some(h.hold.clone());
+                done.expires_at_ms = h.expires_at_ms;
+                rec.complete(OpType::Ok, F::Hold, process, done, index, None);
+                let mut v = value(&ev, &user, at);
+                v.hold = Some(h.hold.clone());
+                let key = format!("{user}-confirm");
+                v.key = Some(key.clone());
+                rec.invoke(F::Confirm, process, v.clone());
+                let (r, index) = gw.confirm(&token, &h.hold, &key).await;
+                match r {
+                    Reply::Ok(b) => {
+                        let mut done = v;
+                        done.booking = Some(b.booking);
+                        done.seats = b.seats;
+                        rec.complete(OpType::Ok, F::Confirm, process, done, index, None);
+                    }
+                    Reply::Fail(e) => rec.complete(OpType::Fail, F::Confirm, process, v, index, Some(e)),
+                    Reply::Info(e) => rec.complete(OpType::Info, F::Confirm, process, v, index, Some(e)),
+                }
+            }
+            Reply::Fail(e) => rec.complete(OpType::Fail, F::Hold, process, v, index, Some(e)),
+            Reply::Info(e) => rec.complete(OpType::Info, F::Hold, process, v, index, Some(e)),
+        }
+        // Every user gets a fresh process (an unknown outcome above ends it
+        // anyway).
+        process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(THINK_MS_MIN..=THINK_MS_MAX))).await;
+    }
+}
+
+/// One join, recorded; `None` when the history is full.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn join(
+    rec: &Recorder,
+    gw: &Endpoint,
+    process: u64,
+    user: &str,
+    token: &str,
+    event: &str,
+    node: usize,
+    last: bool,
+) -> Option<Reply<Joined>> {
+    if !rec.has_room() {
+        return None;
+    }
+    let v = Value { last, ..value(event, user, node) };
+    rec.invoke(F::Join, process, v.clone());
+    let r = gw.join_queue(token, event).await;
+    match &r {
+        Reply::Ok(j) => {
+            let done = Value { position: j.position, ..v };
+            rec.complete(OpType::Ok, F::Join, process, done, None, None);
+        }
+        Reply::Fail(e) => rec.complete(OpType::Fail, F::Join, process, v, None, Some(e.clone())),
+        Reply::Info(e) => rec.complete(OpType::Info, F::Join, process, v, None, Some(e.clone())),
+    }
+    Some(r)
 }

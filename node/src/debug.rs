@@ -7,6 +7,7 @@
 //! (The variables do not start with `TICKETD_`: those are configuration
 //! keys, and unknown ones stop the node.)
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use raft::debug::Plant;
@@ -20,18 +21,22 @@ pub const ALLOW_VALUE: &str = "i-know-this-is-not-production";
 pub const CLOCK_OFFSET_FILE_ENV: &str = "DEBUG_TICKETD_CLOCK_OFFSET_FILE";
 /// A directory where the node appends its groups' state digests.
 pub const DIGEST_DIR_ENV: &str = "DEBUG_TICKETD_DIGEST_DIR";
+/// `from=to,from=to...`: peer addresses this node dials through a fault
+/// proxy (`to`) instead of directly (`from`).
+pub const DIAL_MAP_ENV: &str = "DEBUG_TICKETD_DIAL_MAP";
 
 /// Turns on the hooks asked for by `plants` and the environment, or says
 /// why it will not.
 pub fn install(plants: &[String]) -> Result<(), String> {
     let clock = std::env::var_os(CLOCK_OFFSET_FILE_ENV).map(PathBuf::from);
     let digests = std::env::var_os(DIGEST_DIR_ENV).map(PathBuf::from);
-    if plants.is_empty() && clock.is_none() && digests.is_none() {
+    let dial = std::env::var(DIAL_MAP_ENV).ok();
+    if plants.is_empty() && clock.is_none() && digests.is_none() && dial.is_none() {
         return Ok(());
     }
     if std::env::var(ALLOW_ENV).as_deref() != Ok(ALLOW_VALUE) {
         return Err(format!(
-            "debug hooks (--debug-plant, {CLOCK_OFFSET_FILE_ENV}, {DIGEST_DIR_ENV}) are for tests only; \
+            "debug hooks (--debug-plant, {CLOCK_OFFSET_FILE_ENV}, {DIGEST_DIR_ENV}, {DIAL_MAP_ENV}) are for tests only; \
              set {ALLOW_ENV}={ALLOW_VALUE} if this really is a test"
         ));
     }
@@ -45,7 +50,11 @@ pub fn install(plants: &[String]) -> Result<(), String> {
             }
         }
     }
+    let dial = dial.map(|text| parse_dial_map(&text)).transpose()?;
     bugs.into_iter().for_each(raft::debug::plant);
+    if let Some(map) = dial {
+        raft::debug::set_dial_map(map);
+    }
     if let Some(path) = clock {
         raft::debug::set_clock_offset_file(path);
     }
@@ -54,4 +63,31 @@ pub fn install(plants: &[String]) -> Result<(), String> {
         raft::debug::set_digest_dir(dir);
     }
     Ok(())
+}
+
+fn parse_dial_map(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+                map.insert(from.trim().to_string(), to.trim().to_string());
+            }
+            _ => return Err(format!("{DIAL_MAP_ENV}: {pair:?} is not from=to")),
+        }
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_maps_parse_and_bad_pairs_are_refused() {
+        let map = parse_dial_map("127.0.0.1:7001=127.0.0.1:9001, 127.0.0.1:7002=127.0.0.1:9002,").unwrap();
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["127.0.0.1:7002"], "127.0.0.1:9002");
+        assert!(parse_dial_map("127.0.0.1:7001").is_err());
+        assert!(parse_dial_map("=127.0.0.1:9001").is_err());
+    }
 }

@@ -121,7 +121,7 @@ impl ClusterClient {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
+        let channel = Endpoint::from_shared(format!("http://{}", crate::debug::dial(addr)))
             .map_err(|e| ClientError::Refused(format!("bad address {addr:?}: {e}")))?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)

@@ -130,3 +130,19 @@ pub(crate) fn record_digest(node: u64, group: u64, state: &State) {
         let _ = f.write_all(line.as_bytes());
     }
 }
+
+static DIAL_MAP: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+
+/// Makes this node dial `to` whenever it would dial `from` (peer gRPC and
+/// the gateway's cluster client alike), so the suite can put a fault proxy
+/// on every link between nodes that share loopback (no root, no network
+/// namespaces). Addresses not in the map are dialled as they are.
+pub fn set_dial_map(map: BTreeMap<String, String>) {
+    tracing::warn!(links = map.len(), "DEBUG: peer connections go through a fault proxy; never run it in production");
+    let _ = DIAL_MAP.set(map);
+}
+
+/// The address to connect to for the peer known by `addr`.
+pub(crate) fn dial(addr: &str) -> &str {
+    DIAL_MAP.get().and_then(|m| m.get(addr)).map_or(addr, String::as_str)
+}

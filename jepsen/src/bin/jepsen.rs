@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use jepsen::cluster::NetMode;
 use jepsen::nemesis::Mix;
 use jepsen::runner::{self, RunOptions};
 
@@ -44,6 +45,11 @@ struct Cli {
     /// Concurrent workload threads.
     #[arg(long, default_value_t = 10)]
     threads: u64,
+    /// How partitions are made: `namespaces` (a network namespace per node,
+    /// iptables; needs root) or `proxy` (shared loopback, a fault proxy on
+    /// every link). Default: namespaces as root, else the proxy.
+    #[arg(long)]
+    net: Option<String>,
     /// Seconds the linearizability search may take (a timeout fails the run).
     #[arg(long, default_value_t = 120)]
     check_secs_max: u64,
@@ -77,6 +83,14 @@ fn main() -> ExitCode {
     let ticketd = cli.ticketd.clone().unwrap_or_else(|| {
         std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("ticketd"))).unwrap_or_default()
     });
+    let net = match cli.net.as_deref().map(NetMode::parse) {
+        None => NetMode::default_for_user(),
+        Some(Some(n)) => n,
+        Some(None) => {
+            eprintln!("jepsen: --net is namespaces or proxy");
+            return ExitCode::from(2);
+        }
+    };
     let mut failed = 0;
     for run in 0..cli.runs {
         let seed = cli.seed + run;
@@ -88,6 +102,7 @@ fn main() -> ExitCode {
         opts.plant = cli.plant.clone();
         opts.existing = cli.existing.clone();
         opts.threads = cli.threads;
+        opts.net = net;
         opts.check_secs_max = cli.check_secs_max;
         match runner::run(&opts) {
             Ok(out) => {

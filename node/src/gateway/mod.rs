@@ -81,6 +81,12 @@ pub struct GatewaySettings {
     pub join_addr_burst_max: u32,
 }
 
+tokio::task_local! {
+    /// The highest log index a request's proposals were applied at, for
+    /// its `x-raft-index` response header (0: it wrote nothing).
+    pub(crate) static LOG_INDEX: std::cell::Cell<u64>;
+}
+
 /// A running gateway's shared state. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway {
@@ -218,7 +224,10 @@ impl Gateway {
         let result = self.inner.cluster.propose(group, &cmd).await;
         metrics::histogram!("gateway_proposal_seconds", "group" => group.to_string())
             .record(started.elapsed().as_secs_f64());
-        let (applied, _index) = result?;
+        let (applied, index) = result?;
+        // The reply's `x-raft-index` (see `routes::observe`): the last
+        // entry this request's writes were applied at.
+        let _ = LOG_INDEX.try_with(|i| i.set(i.get().max(index)));
         Ok(applied)
     }
 

@@ -31,6 +31,8 @@ type ApiResult = Result<Response, ApiError>;
 pub(crate) const USER_ID_BYTES_MAX: usize = 128;
 /// Events one page of `GET /v1/events` holds at most.
 const EVENTS_LIMIT_MAX: usize = 100;
+/// The response header naming the log index a write was applied at.
+pub(crate) const RAFT_INDEX_HEADER: &str = "x-raft-index";
 /// How long a user token from the dev route lives.
 const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
 
@@ -85,7 +87,18 @@ async fn observe(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
     let method = request.method().to_string();
     let started = Instant::now();
-    let response = next.run(request).await;
+    // Handlers run in this task, so their proposals record their log index
+    // in the task-local; the reply carries the highest one (Jepsen-style
+    // histories order writes by it).
+    let (mut response, index) = super::LOG_INDEX
+        .scope(std::cell::Cell::new(0), async {
+            let response = next.run(request).await;
+            (response, super::LOG_INDEX.with(std::cell::Cell::get))
+        })
+        .await;
+    if index > 0 {
+        response.headers_mut().insert(RAFT_INDEX_HEADER, HeaderValue::from(index));
+    }
     let status = response.status().as_u16().to_string();
     let labels = [("route", route), ("method", method), ("status", status)];
     metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
