@@ -9,7 +9,7 @@
 
 use crate::ids::{BookingId, HoldId, Millis, TicketId};
 use crate::outcome::{BookingReceipt, DomainEvent, Outcome, Rejection};
-use crate::records::{Booking, BookingStatus, HoldState, Intent, IntentState, Ticket, TicketStatus};
+use crate::records::{Booking, BookingStatus, HoldState, Intent, IntentState, SharedId, Ticket, TicketStatus};
 use crate::state::{Fx, State, SEAT_AVAILABLE, SEAT_BOOKED};
 
 impl State {
@@ -51,15 +51,17 @@ impl State {
         };
         let hold = self.p.holds.get_mut(&hold_id).expect("looked up above");
         hold.booking = Some(booking);
-        hold.intents.push(intent_id.to_string());
+        // One allocation for the id, shared by the hold, the table's key and the intent.
+        let id = SharedId::from(intent_id);
+        hold.intents.push(id.clone());
         let amount = hold.total_price;
         self.p.intents.insert(
-            intent_id.to_string(),
+            id.clone(),
             Intent {
-                id: intent_id.to_string(),
+                id,
                 hold: hold_id,
                 booking,
-                user: user.to_string(),
+                user: hold.user.clone(),
                 amount,
                 state: IntentState::Pending,
                 booked: false,
@@ -86,7 +88,7 @@ impl State {
         if intent.hold != hold_id {
             return Err(Rejection::PaymentConflict("intent belongs to another hold".into()));
         }
-        if intent.user != user {
+        if *intent.user != *user {
             return Err(Rejection::NotOwner);
         }
         match intent.state {
@@ -117,8 +119,14 @@ impl State {
         }
         let booking_id = hold.booking.expect("a payment attempt reserved the booking id");
         let (event, seats, total_price) = (hold.event, hold.seats.clone(), hold.total_price);
+        // The hold's user id (equal to `user`, checked above) is shared by
+        // the tickets, the booking and its index; so is the intent's id.
+        let holder = hold.user.clone();
+        let intent_key = self.p.intents.get_key_value(intent_id).expect("looked up above").0.clone();
         self.finish_hold(hold_id, HoldState::Confirmed, now, fx);
         self.ix.reserved_bookings.remove(&booking_id);
+        // The event and the receipt name the same seats: label them once.
+        let labels = self.labels(event, &seats);
         let mut tickets = Vec::with_capacity(seats.len());
         for &seat in &seats {
             let id = TicketId(self.alloc_id());
@@ -130,7 +138,7 @@ impl State {
                     booking: booking_id,
                     event,
                     seat,
-                    holder: user.to_string(),
+                    holder: holder.clone(),
                     version: 1,
                     status: TicketStatus::Valid,
                     checked_in_at_ms: None,
@@ -143,11 +151,11 @@ impl State {
                 id: booking_id,
                 event,
                 hold: hold_id,
-                user: user.to_string(),
-                seats: seats.clone(),
+                user: holder.clone(),
+                seats,
                 tickets,
                 total_price,
-                intent: intent_id.to_string(),
+                intent: intent_key,
                 created_at_ms: now,
                 status: BookingStatus::Confirmed,
                 cancelled_at_ms: None,
@@ -155,13 +163,11 @@ impl State {
                 refund_amount: 0,
             },
         );
-        self.ix.user_bookings.insert((user.to_string(), booking_id));
+        self.ix.user_bookings.insert((holder, booking_id));
         let intent = self.p.intents.get_mut(intent_id).expect("looked up above");
         intent.state = IntentState::Captured;
         intent.booked = true;
         intent.updated_at_ms = now;
-        // The event and the receipt name the same seats: label them once.
-        let labels = self.labels(event, &seats);
         let receipt = self.receipt_labelled(booking_id, labels.clone());
         fx.push(DomainEvent::SeatsBooked { event, booking: booking_id, user: user.to_string(), seats: labels });
         self.room_user_booked(event, user);
@@ -258,7 +264,7 @@ impl State {
     ) -> Result<Outcome, Rejection> {
         self.check_id("user", user)?;
         let booking = self.p.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
-        if booking.user != user {
+        if *booking.user != *user {
             return Err(Rejection::NotOwner);
         }
         if booking.status == BookingStatus::Cancelled {

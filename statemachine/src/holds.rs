@@ -7,7 +7,7 @@ use crate::command::Selection;
 use crate::ids::{EventId, HoldId, Millis};
 use crate::limits::HOLD_LIFETIME_TTLS_MAX;
 use crate::outcome::{DomainEvent, HoldOrigin, HoldReceipt, Outcome, Rejection, ReleaseReason};
-use crate::records::{Hold, HoldState};
+use crate::records::{Hold, HoldState, SharedId};
 use crate::state::{Fx, State, SEAT_AVAILABLE, SEAT_BOOKED, SEAT_HELD};
 
 impl State {
@@ -126,9 +126,9 @@ impl State {
         let (mut on_event, mut live) = (None, 0);
         // One search from the user's first possible key, rather than a
         // range that looks up both ends.
-        let first = (user.to_string(), EventId(0));
+        let first = (SharedId::from(user), EventId(0));
         let entries = self.ix.user_holds.range((Bound::Included(first), Bound::Unbounded));
-        for ((_, held_on), &hold) in entries.take_while(|((owner, _), _)| owner == user) {
+        for ((_, held_on), &hold) in entries.take_while(|((owner, _), _)| **owner == *user) {
             if *held_on == event {
                 on_event = Some(hold);
             }
@@ -184,7 +184,8 @@ impl State {
         event.live_holds.insert((expires_at_ms, id));
         let currency = event.settings.currency.clone();
         let labels: Vec<String> = seats.iter().map(|&s| venue.derived.label(&venue.spec, s)).collect();
-        let previous = self.ix.user_holds.insert((user.to_string(), event_id), id);
+        let user_id = SharedId::from(user);
+        let previous = self.ix.user_holds.insert((user_id.clone(), event_id), id);
         assert!(previous.is_none(), "a user got a second live hold on one event");
         self.ix.expiry.insert((expires_at_ms, id));
         self.p.holds.insert(
@@ -192,7 +193,7 @@ impl State {
             Hold {
                 id,
                 event: event_id,
-                user: user.to_string(),
+                user: user_id,
                 seats,
                 origin,
                 created_at_ms: now,
@@ -252,13 +253,13 @@ impl State {
             HoldState::Expired => fx.push(DomainEvent::SeatsExpired {
                 event: hold.event,
                 hold: hold_id,
-                user: hold.user.clone(),
+                user: hold.user.to_string(),
                 seats: labels(),
             }),
             HoldState::Released => fx.push(DomainEvent::SeatsReleased {
                 event: hold.event,
                 hold: hold_id,
-                user: hold.user.clone(),
+                user: hold.user.to_string(),
                 seats: labels(),
                 reason,
             }),
@@ -287,7 +288,7 @@ impl State {
     /// Looks up a hold owned by `user` and brings its event up to `now`.
     pub(crate) fn own_hold(&mut self, hold_id: HoldId, user: &str, now: Millis, fx: &mut Fx) -> Result<(), Rejection> {
         let hold = self.p.holds.get(&hold_id).ok_or(Rejection::HoldNotFound)?;
-        if hold.user != user {
+        if *hold.user != *user {
             return Err(Rejection::NotOwner);
         }
         let event = hold.event;

@@ -8,7 +8,7 @@
 //! = capacity per category; one live hold and one waitlist entry per user
 //! per event; ids are below `next_id`.
 
-use crate::records::{BookingStatus, Counts, HoldState, TicketStatus};
+use crate::records::{BookingStatus, Counts, HoldState, Recorded, TicketStatus};
 use crate::state::{Indexes, Primary, State, SEAT_AVAILABLE, SEAT_BLOCKED, SEAT_BOOKED, SEAT_HELD};
 
 /// A broken invariant: a bug, never an expected outcome.
@@ -161,6 +161,16 @@ impl State {
             ensure!(entry.index <= p.last_index, "remembered request from the future");
             let previous = ix.dedup_order.insert(entry.index, (entry.at_ms, *key));
             ensure!(previous.is_none(), "two remembered requests at index {}", entry.index);
+            // A result kept as ids is rebuilt from the records they name.
+            match &entry.result {
+                Recorded::Booked(booking) => {
+                    ensure!(p.bookings.contains_key(booking), "remembered booking {booking} does not exist");
+                }
+                Recorded::PaymentStarted { event, .. } => {
+                    ensure!(p.events.contains_key(event), "remembered payment of unknown event {event}");
+                }
+                Recorded::Result(_) => {}
+            }
         }
         for (key, intent) in &p.intents {
             ensure!(intent.id == *key, "intent {key} is stored under another id");

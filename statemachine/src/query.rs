@@ -430,7 +430,7 @@ impl State {
         HoldView {
             id: h.id,
             event: h.event,
-            user: h.user.clone(),
+            user: h.user.to_string(),
             seats: self.labels(h.event, &h.seats),
             status,
             expires_at_ms: h.expires_at_ms,
@@ -446,7 +446,7 @@ impl State {
         let mut holds: Vec<HoldView> = self
             .ix
             .user_holds
-            .range((user.to_string(), EventId(0))..=(user.to_string(), EventId(u64::MAX)))
+            .range((user.into(), EventId(0))..=(user.into(), EventId(u64::MAX)))
             .map(|(_, id)| self.hold_view(&self.p.holds[id], now))
             .filter(|h| h.status == HoldStatus::Active)
             .collect();
@@ -466,7 +466,7 @@ impl State {
                 id,
                 event: b.event,
                 hold: b.hold,
-                user: b.user.clone(),
+                user: b.user.to_string(),
                 status,
                 seats: labels.clone(),
                 tickets: b.tickets.iter().copied().zip(labels).collect(),
@@ -485,7 +485,7 @@ impl State {
             id,
             event: hold.event,
             hold: hold.id,
-            user: hold.user.clone(),
+            user: hold.user.to_string(),
             status,
             seats: self.labels(hold.event, &hold.seats),
             tickets: Vec::new(),
@@ -500,7 +500,7 @@ impl State {
     pub fn user_bookings(&self, user: &str, now: Millis) -> Vec<BookingView> {
         self.ix
             .user_bookings
-            .range((user.to_string(), BookingId(0))..=(user.to_string(), BookingId(u64::MAX)))
+            .range((user.into(), BookingId(0))..=(user.into(), BookingId(u64::MAX)))
             .filter_map(|(_, id)| self.booking(*id, now))
             .collect()
     }
@@ -513,7 +513,7 @@ impl State {
             booking: t.booking,
             event: t.event,
             seat: self.labels(t.event, &[t.seat]).pop().expect("one label"),
-            holder: t.holder.clone(),
+            holder: t.holder.to_string(),
             version: t.version,
             status: t.status,
             checked_in_at_ms: t.checked_in_at_ms,
@@ -542,10 +542,10 @@ impl State {
             })
             .take(max)
             .map(|i| IntentView {
-                id: i.id.clone(),
+                id: i.id.to_string(),
                 hold: i.hold,
                 booking: i.booking,
-                user: i.user.clone(),
+                user: i.user.to_string(),
                 amount: i.amount,
                 state: i.state,
                 refund_amount: i.refund_amount,

@@ -3,12 +3,18 @@
 //! against a rebuild by the invariant checker.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::{EventKind, RefundTier, WaitingRoomSpec};
 use crate::ids::{BookingId, EventId, HoldId, Millis, TicketId, VenueId, WaitlistId};
 use crate::outcome::{HoldOrigin, Outcome, Rejection};
+
+/// A user or payment-intent id held by more than one record or index (a
+/// hold, its tickets, its booking, their indexes): one allocation shared by
+/// all of them. It encodes as a plain string.
+pub(crate) type SharedId = Arc<str>;
 
 /// Seats of one category of one event, by status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +116,7 @@ pub enum HoldState {
 pub(crate) struct Hold {
     pub(crate) id: HoldId,
     pub(crate) event: EventId,
-    pub(crate) user: String,
+    pub(crate) user: SharedId,
     /// Sorted seat indices.
     pub(crate) seats: Vec<u32>,
     pub(crate) origin: HoldOrigin,
@@ -125,7 +131,7 @@ pub(crate) struct Hold {
     /// has the booking id it will get.
     pub(crate) booking: Option<BookingId>,
     /// Payment intents, in order.
-    pub(crate) intents: Vec<String>,
+    pub(crate) intents: Vec<SharedId>,
 }
 
 /// Life of a booking.
@@ -142,11 +148,11 @@ pub(crate) struct Booking {
     pub(crate) id: BookingId,
     pub(crate) event: EventId,
     pub(crate) hold: HoldId,
-    pub(crate) user: String,
+    pub(crate) user: SharedId,
     pub(crate) seats: Vec<u32>,
     pub(crate) tickets: Vec<TicketId>,
     pub(crate) total_price: u64,
-    pub(crate) intent: String,
+    pub(crate) intent: SharedId,
     pub(crate) created_at_ms: Millis,
     pub(crate) status: BookingStatus,
     pub(crate) cancelled_at_ms: Option<Millis>,
@@ -171,7 +177,7 @@ pub(crate) struct Ticket {
     pub(crate) booking: BookingId,
     pub(crate) event: EventId,
     pub(crate) seat: u32,
-    pub(crate) holder: String,
+    pub(crate) holder: SharedId,
     pub(crate) version: u32,
     pub(crate) status: TicketStatus,
     pub(crate) checked_in_at_ms: Option<Millis>,
@@ -204,10 +210,10 @@ pub enum IntentState {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Intent {
-    pub(crate) id: String,
+    pub(crate) id: SharedId,
     pub(crate) hold: HoldId,
     pub(crate) booking: BookingId,
-    pub(crate) user: String,
+    pub(crate) user: SharedId,
     pub(crate) amount: u64,
     pub(crate) state: IntentState,
     /// True when this intent paid for its booking.
@@ -231,5 +237,25 @@ pub(crate) struct DedupEntry {
     pub(crate) index: u64,
     pub(crate) at_ms: Millis,
     pub(crate) fingerprint: u64,
-    pub(crate) result: Result<Outcome, Rejection>,
+    pub(crate) result: Recorded,
+}
+
+/// A remembered result, in a form from which `State::replayed` rebuilds
+/// exactly the result first returned.
+///
+/// The results of the payment path are kept as the ids they name: a
+/// booking's receipt is made only of what never changes once the booking
+/// exists (its event, hold, seats, tickets and price, the event's currency
+/// and the venue's seat labels), and bookings and events are never removed,
+/// so the receipt is rebuilt on a repeat instead of copied on every first
+/// request. Everything else is kept as it was returned, boxed so that the
+/// table's entries stay small.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Recorded {
+    /// `Ok(Outcome::Booked(receipt of the booking))`.
+    Booked(BookingId),
+    /// `Ok(Outcome::PaymentStarted { booking, amount, currency of the event })`.
+    PaymentStarted { booking: BookingId, amount: u64, event: EventId },
+    /// Any other result, as returned.
+    Result(Box<Result<Outcome, Rejection>>),
 }

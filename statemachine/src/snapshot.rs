@@ -16,8 +16,10 @@
 use crate::state::{Primary, State};
 
 const MAGIC: &[u8; 8] = b"TKTSNAP\0";
-// Version 2 added waiting rooms (and their limits).
-const FORMAT_VERSION: u16 = 2;
+// Version 2 added waiting rooms (and their limits). Version 3 keeps the
+// results of payments and bookings in the exactly-once table as the ids
+// they are rebuilt from (`Recorded`).
+const FORMAT_VERSION: u16 = 3;
 const HEADER_BYTES: usize = 26;
 
 /// Why a snapshot could not be restored.

@@ -12,7 +12,7 @@ use crate::layout::{Layout, Venue};
 use crate::limits::Limits;
 use crate::outcome::{Applied, ApplyCtx, DomainEvent, Outcome, Rejection};
 use crate::planted::{planted, Bug};
-use crate::records::{Booking, DedupEntry, Event, Hold, HoldState, Intent, Ticket, WaitEntry};
+use crate::records::{Booking, DedupEntry, Event, Hold, HoldState, Intent, Recorded, SharedId, Ticket, WaitEntry};
 
 pub(crate) const SEAT_AVAILABLE: u8 = 0;
 pub(crate) const SEAT_HELD: u8 = 1;
@@ -32,7 +32,7 @@ pub(crate) struct Primary {
     pub(crate) bookings: BTreeMap<BookingId, Booking>,
     pub(crate) tickets: BTreeMap<TicketId, Ticket>,
     pub(crate) waitlist: BTreeMap<WaitlistId, WaitEntry>,
-    pub(crate) intents: BTreeMap<String, Intent>,
+    pub(crate) intents: BTreeMap<SharedId, Intent>,
     pub(crate) dedup: BTreeMap<crate::dedup::RequestKey, DedupEntry>,
     pub(crate) rooms: BTreeMap<EventId, crate::queue::Room>,
 }
@@ -41,14 +41,14 @@ pub(crate) struct Primary {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Indexes {
     /// Live hold of a user on an event (at most one).
-    pub(crate) user_holds: BTreeMap<(String, EventId), HoldId>,
+    pub(crate) user_holds: BTreeMap<(SharedId, EventId), HoldId>,
     /// Live holds of the shard by expiry.
     pub(crate) expiry: BTreeSet<(Millis, HoldId)>,
     /// Finished holds by the time they finished (for pruning).
     pub(crate) finished: BTreeSet<(Millis, HoldId)>,
     /// Booking ids reserved by a payment attempt that have no booking yet.
     pub(crate) reserved_bookings: BTreeMap<BookingId, HoldId>,
-    pub(crate) user_bookings: BTreeSet<(String, BookingId)>,
+    pub(crate) user_bookings: BTreeSet<(SharedId, BookingId)>,
     pub(crate) user_waitlist: BTreeMap<(String, EventId), WaitlistId>,
     /// Remembered requests by the log index that recorded them (oldest
     /// first), with the time they were recorded so that pruning needs no
@@ -142,7 +142,7 @@ impl State {
         if let Some((key, fingerprint)) = key.filter(|_| !planted(Bug::NoDedup)) {
             if let Some(seen) = self.p.dedup.get(&key) {
                 let result = if seen.fingerprint == fingerprint {
-                    seen.result.clone()
+                    self.replayed(&seen.result)
                 } else {
                     Err(Rejection::IdempotencyKeyReused)
                 };
@@ -163,7 +163,7 @@ impl State {
             assert!(fx.iter().all(DomainEvent::is_time_driven), "a rejected command emitted {fx:?}");
         }
         if let Some((key, fingerprint)) = key {
-            self.remember(key, ctx.index, now, fingerprint, &result);
+            self.remember(key, ctx.index, now, fingerprint, &cmd.op, &result);
         }
         Applied { result, events: fx, replayed: false }
     }
@@ -212,7 +212,7 @@ impl State {
                 self.p.limits.id_bytes_max
             )));
         }
-        if id.chars().any(char::is_control) {
+        if has_control(id) {
             return Err(Rejection::InvalidRequest(format!("{what} contains control characters")));
         }
         Ok(())
@@ -275,9 +275,10 @@ impl State {
         index: u64,
         now: Millis,
         fingerprint: u64,
+        op: &Op,
         result: &Result<Outcome, Rejection>,
     ) {
-        let entry = DedupEntry { index, at_ms: now, fingerprint, result: result.clone() };
+        let entry = DedupEntry { index, at_ms: now, fingerprint, result: self.recorded(op, result) };
         let previous = self.p.dedup.insert(key, entry);
         assert!(previous.is_none(), "a remembered request was applied again");
         if planted(Bug::NoDedup) {
@@ -289,6 +290,35 @@ impl State {
             let (index, (_, key)) = self.ix.dedup_order.pop_first().expect("non-empty");
             assert_ne!(index, u64::MAX);
             self.p.dedup.remove(&key);
+        }
+    }
+
+    /// The form in which the exactly-once table keeps `result`, the result of `op`.
+    fn recorded(&self, op: &Op, result: &Result<Outcome, Rejection>) -> Recorded {
+        let recorded = match (result, op) {
+            (Ok(Outcome::Booked(receipt)), _) => Recorded::Booked(receipt.booking),
+            (Ok(Outcome::PaymentStarted { booking, amount, .. }), Op::BeginPayment { hold, .. }) => {
+                Recorded::PaymentStarted { booking: *booking, amount: *amount, event: self.p.holds[hold].event }
+            }
+            _ => Recorded::Result(Box::new(result.clone())),
+        };
+        // The unit, model and property tests check every recorded result
+        // against its rebuild.
+        #[cfg(test)]
+        assert_eq!(&self.replayed(&recorded), result, "a recorded result does not rebuild to itself");
+        recorded
+    }
+
+    /// The result a remembered request got, rebuilt from its record.
+    pub(crate) fn replayed(&self, recorded: &Recorded) -> Result<Outcome, Rejection> {
+        match recorded {
+            Recorded::Booked(booking) => Ok(Outcome::Booked(self.receipt(*booking))),
+            &Recorded::PaymentStarted { booking, amount, event } => Ok(Outcome::PaymentStarted {
+                booking,
+                amount,
+                currency: self.p.events[&event].settings.currency.clone(),
+            }),
+            Recorded::Result(result) => Result::clone(result),
         }
     }
 
@@ -340,6 +370,31 @@ impl State {
         }
         if freed {
             self.offer_waitlist(event, now, fx);
+        }
+    }
+}
+
+/// Whether `s` has a control character (`char::is_control`: U+0000 to
+/// U+001F and U+007F to U+009F), read byte by byte. In UTF-8 the first range
+/// and U+007F are single bytes, and U+0080 to U+009F are 0xC2 followed by
+/// 0x80 to 0x9F; 0xC2 is never a continuation byte, so no other character
+/// matches.
+fn has_control(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b < 0x20 || b == 0x7f || (b == 0xc2 && bytes.get(i + 1).is_some_and(|&next| (0x80..=0x9f).contains(&next)))
+    })
+}
+
+#[cfg(test)]
+mod control_tests {
+    #[test]
+    fn control_characters_are_found_as_char_is_control_finds_them() {
+        let mut samples: Vec<String> = (0u32..0x800).filter_map(char::from_u32).map(|c| format!("a{c}b")).collect();
+        samples
+            .extend(["", "plain", "\u{a0}", "\u{c2}", "é\u{85}", "\u{2028}", "\u{10ffff}", "日本"].map(String::from));
+        for s in samples {
+            assert_eq!(super::has_control(&s), s.chars().any(char::is_control), "{s:?}");
         }
     }
 }

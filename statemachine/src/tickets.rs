@@ -19,7 +19,7 @@ impl State {
             return Err(Rejection::InvalidRequest("cannot transfer a ticket to its holder".into()));
         }
         let ticket = self.p.tickets.get_mut(&ticket_id).ok_or(Rejection::TicketNotFound)?;
-        if ticket.holder != user {
+        if *ticket.holder != *user {
             return Err(Rejection::NotOwner);
         }
         match ticket.status {
@@ -30,7 +30,7 @@ impl State {
         // The version is what the signed code carries: bumping it kills every
         // code printed before this commit.
         ticket.version = ticket.version.checked_add(1).expect("ticket version overflow");
-        ticket.holder = to_user.to_string();
+        ticket.holder = to_user.into();
         fx.push(DomainEvent::TicketTransferred {
             event: ticket.event,
             ticket: ticket_id,

@@ -41,7 +41,7 @@ fn cancelling_24_hours_or_more_before_the_start_refunds_everything() {
                 seats: b.seats.clone(),
                 refund_amount: 3_000_000,
             },
-            DomainEvent::RefundDue { intent: h.state.p.bookings[&b.booking].intent.clone(), amount: 3_000_000 },
+            DomainEvent::RefundDue { intent: h.state.p.bookings[&b.booking].intent.to_string(), amount: 3_000_000 },
         ]
     );
 }
@@ -150,7 +150,7 @@ fn cancelling_frees_the_seats_in_the_same_command() {
 #[test]
 fn a_refund_leaves_a_refund_due_intent() {
     let (mut h, _, b) = booked(|_| {});
-    let intent = h.state.p.bookings[&b.booking].intent.clone();
+    let intent = h.state.p.bookings[&b.booking].intent.to_string();
     h.ok(cancel_op(b.booking, "alice"));
     let owed = h.state.payments_needing_action(0, 10);
     assert_eq!(owed.len(), 1);
@@ -158,18 +158,18 @@ fn a_refund_leaves_a_refund_due_intent() {
     assert_eq!(owed[0].state, IntentState::RefundDue);
     assert_eq!(owed[0].refund_amount, 3_000_000);
     assert_eq!(h.ok(Op::RecordRefund { intent: intent.clone() }), Outcome::RefundRecorded { amount: 3_000_000 });
-    assert_eq!(h.state.p.intents[&intent].state, IntentState::Refunded);
+    assert_eq!(h.state.p.intents[intent.as_str()].state, IntentState::Refunded);
     assert!(h.state.payments_needing_action(u64::MAX, 10).is_empty());
 }
 
 #[test]
 fn a_zero_refund_leaves_the_charge_captured() {
     let (mut h, _, b) = booked(|s| s.refund_policy = Some(vec![RefundTier { min_hours_before: 1, percent: 0 }]));
-    let intent = h.state.p.bookings[&b.booking].intent.clone();
+    let intent = h.state.p.bookings[&b.booking].intent.to_string();
     let (outcome, events) = h.ok_fx(cancel_op(b.booking, "alice"));
     assert_eq!(outcome, Outcome::Cancelled { booking: b.booking, refund_percent: 0, refund_amount: 0 });
     assert_eq!(events.len(), 1, "no RefundDue for nothing: {events:?}");
-    assert_eq!(h.state.p.intents[&intent].state, IntentState::Captured);
+    assert_eq!(h.state.p.intents[intent.as_str()].state, IntentState::Captured);
     assert!(h.state.payments_needing_action(u64::MAX, 10).is_empty());
 }
 

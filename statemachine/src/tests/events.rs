@@ -111,7 +111,7 @@ fn cancel_emits_booking_cancelled_then_refund_due() {
     let (mut h, event) = setup();
     let r = h.hold(event, "alice", &["Floor-B-5"]);
     let b = h.book(r.hold, "alice");
-    let intent = h.state.p.bookings[&b.booking].intent.clone();
+    let intent = h.state.p.bookings[&b.booking].intent.to_string();
     h.advance(30 * HOUR); // 18 h before the start: half back
     let (_, fx) = h.ok_fx(Op::CancelBooking { booking: b.booking, user: "alice".into() });
     assert_eq!(
@@ -199,7 +199,7 @@ fn record_refund_emits_nothing() {
     let (mut h, event) = setup();
     let r = h.hold(event, "alice", &["Floor-B-5"]);
     let b = h.book(r.hold, "alice");
-    let intent = h.state.p.bookings[&b.booking].intent.clone();
+    let intent = h.state.p.bookings[&b.booking].intent.to_string();
     h.ok(Op::CancelBooking { booking: b.booking, user: "alice".into() });
     let (_, fx) = h.ok_fx(Op::RecordRefund { intent });
     assert!(fx.is_empty());

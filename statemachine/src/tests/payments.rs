@@ -303,7 +303,7 @@ fn a_second_begin_with_an_existing_intent_id_is_a_conflict() {
     assert!(matches!(err, Rejection::PaymentConflict(_)), "{err:?}");
     let err = h.err(Op::BeginPayment { hold: b.hold, user: "bob".into(), intent: "pi-1".into() });
     assert!(matches!(err, Rejection::PaymentConflict(_)), "{err:?}");
-    assert_eq!(h.state.p.holds[&a.hold].intents, vec!["pi-1".to_string()]);
+    assert_eq!(h.state.p.holds[&a.hold].intents, vec!["pi-1".into()]);
     assert!(h.state.p.holds[&b.hold].intents.is_empty());
 }
 

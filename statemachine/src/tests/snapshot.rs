@@ -101,8 +101,11 @@ fn bad_magic_is_refused() {
 #[test]
 fn an_unknown_format_version_is_refused() {
     let mut bytes = busy().state.snapshot();
-    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
-    assert_eq!(State::restore(&bytes), Err(SnapshotError::UnsupportedVersion(3)));
+    bytes[8..10].copy_from_slice(&4u16.to_le_bytes());
+    assert_eq!(State::restore(&bytes), Err(SnapshotError::UnsupportedVersion(4)));
+    // Version 2 kept every remembered result in full; this build reads only its own.
+    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    assert_eq!(State::restore(&bytes), Err(SnapshotError::UnsupportedVersion(2)));
 }
 
 #[test]
@@ -142,13 +145,13 @@ fn trailing_garbage_in_a_well_formed_body_is_refused() {
     let bytes = busy().state.snapshot();
     let mut body = bytes[HEADER..].to_vec();
     body.extend_from_slice(&[7, 7, 7]);
-    let err = State::restore(&header_with(&body, 2)).unwrap_err();
+    let err = State::restore(&header_with(&body, 3)).unwrap_err();
     assert!(matches!(err, SnapshotError::Decode(ref m) if m.contains("3 trailing bytes")), "{err:?}");
 }
 
 #[test]
 fn a_body_that_does_not_decode_is_refused() {
-    let err = State::restore(&header_with(&[0xff; 5], 2)).unwrap_err();
+    let err = State::restore(&header_with(&[0xff; 5], 3)).unwrap_err();
     assert!(matches!(err, SnapshotError::Decode(_)), "{err:?}");
 }
 
@@ -161,9 +164,29 @@ fn a_body_that_decodes_to_an_inconsistent_state_is_refused() {
 }
 
 #[test]
+fn a_remembered_result_naming_a_missing_record_is_refused() {
+    use crate::records::Recorded;
+    let state = busy().state;
+    let booked = |s: &State| s.p.dedup.iter().find(|(_, e)| matches!(e.result, Recorded::Booked(_))).map(|(k, _)| *k);
+    let key = booked(&state).expect("the busy state remembers a booking");
+    let mut bad = state.clone();
+    bad.p.dedup.get_mut(&key).unwrap().result = Recorded::Booked(crate::ids::BookingId(bad.p.next_id - 1));
+    let err = State::restore(&bad.snapshot()).unwrap_err();
+    assert!(matches!(err, SnapshotError::Inconsistent(ref m) if m.contains("remembered booking")), "{err:?}");
+    let paid = state.p.dedup.iter().find(|(_, e)| matches!(e.result, Recorded::PaymentStarted { .. }));
+    let (&key, entry) = paid.expect("the busy state remembers a payment");
+    let Recorded::PaymentStarted { booking, amount, .. } = entry.result else { unreachable!() };
+    let mut bad = state.clone();
+    let unknown = crate::ids::EventId(bad.p.next_id - 1);
+    bad.p.dedup.get_mut(&key).unwrap().result = Recorded::PaymentStarted { booking, amount, event: unknown };
+    let err = State::restore(&bad.snapshot()).unwrap_err();
+    assert!(matches!(err, SnapshotError::Inconsistent(ref m) if m.contains("remembered payment")), "{err:?}");
+}
+
+#[test]
 fn the_header_is_what_the_format_says() {
     let bytes = busy().state.snapshot();
     assert_eq!(&bytes[0..8], b"TKTSNAP\0");
-    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 2);
-    assert_eq!(header_with(&bytes[HEADER..], 2), bytes);
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3);
+    assert_eq!(header_with(&bytes[HEADER..], 3), bytes);
 }
