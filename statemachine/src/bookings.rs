@@ -84,7 +84,9 @@ impl State {
         fx: &mut Fx,
     ) -> Result<Outcome, Rejection> {
         self.check_id("user", user)?;
-        let intent = self.p.intents.get(intent_id).ok_or(Rejection::PaymentNotFound)?;
+        let (intent_key, intent) = self.p.intents.get_key_value(intent_id).ok_or(Rejection::PaymentNotFound)?;
+        // Shared by the booking if there is one.
+        let intent_key = intent_key.clone();
         if intent.hold != hold_id {
             return Err(Rejection::PaymentConflict("intent belongs to another hold".into()));
         }
@@ -122,7 +124,6 @@ impl State {
         // The hold's user id (equal to `user`, checked above) is shared by
         // the tickets, the booking and its index; so is the intent's id.
         let holder = hold.user.clone();
-        let intent_key = self.p.intents.get_key_value(intent_id).expect("looked up above").0.clone();
         self.finish_hold(hold_id, HoldState::Confirmed, now, fx);
         self.ix.reserved_bookings.remove(&booking_id);
         // The event and the receipt name the same seats: label them once.

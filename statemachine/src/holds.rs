@@ -172,10 +172,11 @@ impl State {
         let event = self.p.events.get_mut(&event_id).expect("caller checked the event");
         let venue = &self.p.venues[&event.settings.venue];
         let mut total_price: u64 = 0;
+        let mut row = None;
         for &seat in &seats {
             assert_eq!(event.seats.get(seat), SEAT_AVAILABLE, "holding a seat that is not available");
             // Looked up once: both the counters and the price need it.
-            let category = venue.derived.category_of(seat);
+            let category = venue.derived.category_of_after(seat, &mut row);
             State::set_seat_of(event, category, seat, SEAT_HELD);
             let price = event.settings.prices[category as usize];
             total_price = total_price.checked_add(price).expect("price overflow");
@@ -183,7 +184,7 @@ impl State {
         let expires_at_ms = now + u64::from(event.settings.hold_ttl_secs) * 1000;
         event.live_holds.insert((expires_at_ms, id));
         let currency = event.settings.currency.clone();
-        let labels: Vec<String> = seats.iter().map(|&s| venue.derived.label(&venue.spec, s)).collect();
+        let labels = venue.derived.labels(&venue.spec, &seats);
         let user_id = SharedId::from(user);
         let previous = self.ix.user_holds.insert((user_id.clone(), event_id), id);
         assert!(previous.is_none(), "a user got a second live hold on one event");
@@ -240,15 +241,16 @@ impl State {
         let event = self.p.events.get_mut(&hold.event).expect("hold of an unknown event");
         let venue = &self.p.venues[&event.settings.venue];
         let seat_to = if to == HoldState::Confirmed { SEAT_BOOKED } else { SEAT_AVAILABLE };
+        let mut row = None;
         for &seat in &hold.seats {
             assert_eq!(event.seats.get(seat), SEAT_HELD, "a live hold's seat is not held");
-            State::set_seat(event, &venue.derived, seat, seat_to);
+            State::set_seat_of(event, venue.derived.category_of_after(seat, &mut row), seat, seat_to);
         }
         assert!(event.live_holds.remove(&(hold.expires_at_ms, hold_id)));
         assert!(self.ix.expiry.remove(&(hold.expires_at_ms, hold_id)));
         assert_eq!(self.ix.user_holds.remove(&(hold.user.clone(), hold.event)), Some(hold_id));
         self.ix.finished.insert((now, hold_id));
-        let labels = || hold.seats.iter().map(|&s| venue.derived.label(&venue.spec, s)).collect::<Vec<_>>();
+        let labels = || venue.derived.labels(&venue.spec, &hold.seats);
         match to {
             HoldState::Expired => fx.push(DomainEvent::SeatsExpired {
                 event: hold.event,

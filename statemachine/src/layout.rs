@@ -240,6 +240,31 @@ impl Layout {
         self.rows.partition_point(|r| r.first_seat <= seat) - 1
     }
 
+    /// [`Layout::row_of`] that first tries the row found last (kept in
+    /// `last`): the seats of a hold are sorted and usually in one row.
+    pub(crate) fn row_of_after(&self, seat: u32, last: &mut Option<usize>) -> usize {
+        if let Some(row_idx) = *last {
+            let row = &self.rows[row_idx];
+            if seat >= row.first_seat && seat - row.first_seat < row.seats {
+                return row_idx;
+            }
+        }
+        let row_idx = self.row_of(seat);
+        *last = Some(row_idx);
+        row_idx
+    }
+
+    /// [`Layout::category_of`] with the row hint of [`Layout::row_of_after`].
+    pub(crate) fn category_of_after(&self, seat: u32, last: &mut Option<usize>) -> u16 {
+        self.category_of_row(self.row_of_after(seat, last))
+    }
+
+    /// The labels of seats, in the order given.
+    pub(crate) fn labels(&self, spec: &VenueSpec, seats: &[u32]) -> Vec<String> {
+        let mut last = None;
+        seats.iter().map(|&seat| self.label_in_row(spec, self.row_of_after(seat, &mut last), seat)).collect()
+    }
+
     /// The category index of a seat.
     pub(crate) fn category_of(&self, seat: u32) -> u16 {
         self.section_category[self.rows[self.row_of(seat)].section as usize]
@@ -258,8 +283,14 @@ impl Layout {
     }
 
     /// The label of a seat.
+    #[cfg(test)]
     pub(crate) fn label(&self, spec: &VenueSpec, seat: u32) -> String {
-        let (section, row, number) = self.parts(spec, seat);
+        self.label_in_row(spec, self.row_of(seat), seat)
+    }
+
+    /// The label of a seat of row `row_idx`.
+    fn label_in_row(&self, spec: &VenueSpec, row_idx: usize, seat: u32) -> String {
+        let (section, row, number) = self.parts_in_row(spec, row_idx, seat);
         // Sized up front: labels are made for every seat a command touches.
         let mut label = String::with_capacity(section.len() + row.len() + 12);
         label.push_str(section);
@@ -284,8 +315,12 @@ impl Layout {
 
     /// (section name, row label, seat number) of a seat.
     pub(crate) fn parts<'a>(&self, spec: &'a VenueSpec, seat: u32) -> (&'a str, &'a str, u32) {
-        let row_idx = self.row_of(seat);
+        self.parts_in_row(spec, self.row_of(seat), seat)
+    }
+
+    fn parts_in_row<'a>(&self, spec: &'a VenueSpec, row_idx: usize, seat: u32) -> (&'a str, &'a str, u32) {
         let row = &self.rows[row_idx];
+        debug_assert!(seat >= row.first_seat && seat - row.first_seat < row.seats);
         let section = &spec.sections[row.section as usize];
         // Rows of a section are contiguous in layout order.
         let row_in_section = row_idx - self.section_first_row[row.section as usize] as usize;
@@ -341,6 +376,21 @@ mod tests {
         assert_eq!(v.derived.accessible, vec![41]);
         assert_eq!(v.derived.category_of(41), 0);
         assert_eq!(v.derived.category_of(42), 1);
+    }
+
+    #[test]
+    fn row_hints_give_what_a_fresh_lookup_gives() {
+        let v = Venue::build(VenueId(1), spec(), &Limits::default()).unwrap();
+        let all: Vec<u32> = (0..v.derived.capacity).collect();
+        let orders = [all.clone(), all.iter().rev().copied().collect(), all.iter().map(|s| s * 7 % 47).collect()];
+        for seats in orders {
+            let labels: Vec<String> = seats.iter().map(|&s| v.derived.label(&v.spec, s)).collect();
+            assert_eq!(v.derived.labels(&v.spec, &seats), labels);
+            let mut last = None;
+            for &seat in &seats {
+                assert_eq!(v.derived.category_of_after(seat, &mut last), v.derived.category_of(seat), "seat {seat}");
+            }
+        }
     }
 
     #[test]

@@ -345,7 +345,7 @@ impl State {
     /// Labels of seats of an event.
     pub(crate) fn labels(&self, event: EventId, seats: &[u32]) -> Vec<String> {
         let venue = self.venue_of(event);
-        seats.iter().map(|&s| venue.derived.label(&venue.spec, s)).collect()
+        venue.derived.labels(&venue.spec, seats)
     }
 
     pub(crate) fn venue_of(&self, event: EventId) -> &Venue {
@@ -381,6 +381,10 @@ impl State {
 /// matches.
 fn has_control(s: &str) -> bool {
     let bytes = s.as_bytes();
+    // Printable ASCII, the usual case, in one branch-free pass.
+    if bytes.iter().fold(true, |printable, &b| printable & (b.wrapping_sub(0x20) < 0x5f)) {
+        return false;
+    }
     bytes.iter().enumerate().any(|(i, &b)| {
         b < 0x20 || b == 0x7f || (b == 0xc2 && bytes.get(i + 1).is_some_and(|&next| (0x80..=0x9f).contains(&next)))
     })
