@@ -164,7 +164,7 @@ impl State {
                 refund_amount: 0,
             },
         );
-        self.ix.user_bookings.insert((holder, booking_id));
+        self.ix.user_bookings.insert((crate::dedup::user_key(user), booking_id));
         let intent = self.p.intents.get_mut(intent_id).expect("looked up above");
         intent.state = IntentState::Captured;
         intent.booked = true;

@@ -126,13 +126,17 @@ impl State {
         let (mut on_event, mut live) = (None, 0);
         // One search from the user's first possible key, rather than a
         // range that looks up both ends.
-        let first = (SharedId::from(user), EventId(0));
-        let entries = self.ix.user_holds.range((Bound::Included(first), Bound::Unbounded));
-        for ((_, held_on), &hold) in entries.take_while(|((owner, _), _)| **owner == *user) {
-            if *held_on == event {
-                on_event = Some(hold);
+        let key = crate::dedup::user_key(user);
+        let entries = self.ix.user_holds.range((Bound::Included((key, EventId(0), HoldId(0))), Bound::Unbounded));
+        for &(_, held_on, hold_id) in entries.take_while(|(k, _, _)| *k == key) {
+            let hold = &self.p.holds[&hold_id];
+            if *hold.user != *user {
+                continue;
             }
-            if self.p.holds[&hold].expires_at_ms > now {
+            if held_on == event {
+                on_event = Some(hold_id);
+            }
+            if hold.expires_at_ms > now {
                 live += 1;
             }
         }
@@ -186,8 +190,7 @@ impl State {
         let currency = event.settings.currency.clone();
         let labels = venue.derived.labels(&venue.spec, &seats);
         let user_id = SharedId::from(user);
-        let previous = self.ix.user_holds.insert((user_id.clone(), event_id), id);
-        assert!(previous.is_none(), "a user got a second live hold on one event");
+        assert!(self.ix.user_holds.insert((crate::dedup::user_key(user), event_id, id)), "hold id {id} reused");
         self.ix.expiry.insert((expires_at_ms, id));
         self.p.holds.insert(
             id,
@@ -248,7 +251,7 @@ impl State {
         }
         assert!(event.live_holds.remove(&(hold.expires_at_ms, hold_id)));
         assert!(self.ix.expiry.remove(&(hold.expires_at_ms, hold_id)));
-        assert_eq!(self.ix.user_holds.remove(&(hold.user.clone(), hold.event)), Some(hold_id));
+        assert!(self.ix.user_holds.remove(&(crate::dedup::user_key(&hold.user), hold.event, hold_id)));
         self.ix.finished.insert((now, hold_id));
         let labels = || venue.derived.labels(&venue.spec, &hold.seats);
         match to {

@@ -8,6 +8,8 @@
 //! = capacity per category; one live hold and one waitlist entry per user
 //! per event; ids are below `next_id`.
 
+use std::collections::BTreeSet;
+
 use crate::records::{BookingStatus, Counts, HoldState, Recorded, TicketStatus};
 use crate::state::{Indexes, Primary, State, SEAT_AVAILABLE, SEAT_BLOCKED, SEAT_BOOKED, SEAT_HELD};
 
@@ -89,6 +91,8 @@ impl State {
             ev.waitlist.clear();
         }
         let mut ix = Indexes::default();
+        // The index is keyed by digests; this is the rule itself, by user id.
+        let mut live_by_user = BTreeSet::new();
         for (id, hold) in &p.holds {
             ensure!(hold.id == *id, "hold {id} is stored under another id");
             ensure!(id.0 < p.next_id, "hold id {id} not below next_id");
@@ -104,8 +108,9 @@ impl State {
                 }
                 ev.live_holds.insert((hold.expires_at_ms, *id));
                 ix.expiry.insert((hold.expires_at_ms, *id));
-                let previous = ix.user_holds.insert((hold.user.clone(), hold.event), *id);
-                ensure!(previous.is_none(), "user {} has two live holds on event {}", hold.user, hold.event);
+                ix.user_holds.insert((crate::dedup::user_key(&hold.user), hold.event, *id));
+                let first = live_by_user.insert((&*hold.user, hold.event));
+                ensure!(first, "user {} has two live holds on event {}", hold.user, hold.event);
             } else {
                 ix.finished.insert((hold.finished_at_ms, *id));
             }
@@ -145,7 +150,7 @@ impl State {
                 }
                 tickets_seen += 1;
             }
-            ix.user_bookings.insert((b.user.clone(), *id));
+            ix.user_bookings.insert((crate::dedup::user_key(&b.user), *id));
         }
         ensure!(tickets_seen == p.tickets.len(), "tickets that belong to no booking");
         for (id, w) in &p.waitlist {

@@ -446,8 +446,10 @@ impl State {
         let mut holds: Vec<HoldView> = self
             .ix
             .user_holds
-            .range((user.into(), EventId(0))..=(user.into(), EventId(u64::MAX)))
-            .map(|(_, id)| self.hold_view(&self.p.holds[id], now))
+            .range(user_range(user))
+            .map(|(_, _, id)| &self.p.holds[id])
+            .filter(|h| *h.user == *user)
+            .map(|h| self.hold_view(h, now))
             .filter(|h| h.status == HoldStatus::Active)
             .collect();
         holds.sort_by_key(|h| h.id);
@@ -498,9 +500,11 @@ impl State {
 
     /// A user's bookings (confirmed and cancelled), in id order.
     pub fn user_bookings(&self, user: &str, now: Millis) -> Vec<BookingView> {
+        let key = crate::dedup::user_key(user);
         self.ix
             .user_bookings
-            .range((user.into(), BookingId(0))..=(user.into(), BookingId(u64::MAX)))
+            .range((key, BookingId(0))..=(key, BookingId(u64::MAX)))
+            .filter(|(_, id)| *self.p.bookings[id].user == *user)
             .filter_map(|(_, id)| self.booking(*id, now))
             .collect()
     }
@@ -553,4 +557,11 @@ impl State {
             })
             .collect()
     }
+}
+
+/// The entries of `user` in the live-hold index (and of any user whose id
+/// has the same digest).
+fn user_range(user: &str) -> std::ops::RangeInclusive<(crate::dedup::UserKey, EventId, HoldId)> {
+    let key = crate::dedup::user_key(user);
+    (key, EventId(0), HoldId(0))..=(key, EventId(u64::MAX), HoldId(u64::MAX))
 }

@@ -40,15 +40,17 @@ pub(crate) struct Primary {
 /// Lookup structures derived from [`Primary`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Indexes {
-    /// Live hold of a user on an event (at most one).
-    pub(crate) user_holds: BTreeMap<(SharedId, EventId), HoldId>,
+    /// Live holds by user and event (at most one per user and event), the
+    /// user by [`crate::dedup::user_key`].
+    pub(crate) user_holds: BTreeSet<(crate::dedup::UserKey, EventId, HoldId)>,
     /// Live holds of the shard by expiry.
     pub(crate) expiry: BTreeSet<(Millis, HoldId)>,
     /// Finished holds by the time they finished (for pruning).
     pub(crate) finished: BTreeSet<(Millis, HoldId)>,
     /// Booking ids reserved by a payment attempt that have no booking yet.
     pub(crate) reserved_bookings: BTreeMap<BookingId, HoldId>,
-    pub(crate) user_bookings: BTreeSet<(SharedId, BookingId)>,
+    /// Bookings by user, the user by [`crate::dedup::user_key`].
+    pub(crate) user_bookings: BTreeSet<(crate::dedup::UserKey, BookingId)>,
     pub(crate) user_waitlist: BTreeMap<(String, EventId), WaitlistId>,
     /// Remembered requests by the log index that recorded them (oldest
     /// first), with the time they were recorded so that pruning needs no

@@ -133,7 +133,7 @@ fn catches_an_orphan_ticket() {
 fn catches_a_stale_user_index() {
     assert_caught(
         |s, e| {
-            s.ix.user_holds.insert(("ghost".into(), e), HoldId(1));
+            s.ix.user_holds.insert((crate::dedup::user_key("ghost"), e, HoldId(1)));
         },
         "a user index entry with no hold",
     );
