@@ -162,10 +162,10 @@ impl State {
             let previous = ix.user_waitlist.insert((w.user.clone(), w.event), *id);
             ensure!(previous.is_none(), "user {} waits twice for event {}", w.user, w.event);
         }
+        let mut dedup_order = Vec::with_capacity(p.dedup.len());
         for (key, entry) in &p.dedup {
             ensure!(entry.index <= p.last_index, "remembered request from the future");
-            let previous = ix.dedup_order.insert(entry.index, (entry.at_ms, *key));
-            ensure!(previous.is_none(), "two remembered requests at index {}", entry.index);
+            dedup_order.push((entry.index, entry.at_ms, *key));
             // A result kept as ids is rebuilt from the records they name.
             match &entry.result {
                 Recorded::Booked(booking) => {
@@ -177,6 +177,11 @@ impl State {
                 Recorded::Result(_) => {}
             }
         }
+        dedup_order.sort_unstable_by_key(|&(index, _, _)| index);
+        if let Some(w) = dedup_order.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(format!("two remembered requests at index {}", w[0].0));
+        }
+        ix.dedup_order = dedup_order.into();
         for (key, intent) in &p.intents {
             ensure!(intent.id == *key, "intent {key} is stored under another id");
         }

@@ -2,7 +2,7 @@
 //! (the snapshot); everything in [`Indexes`] and the `#[serde(skip)]` fields
 //! of records is derived from it and rebuilt on restore.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -52,10 +52,11 @@ pub(crate) struct Indexes {
     /// Bookings by user, the user by [`crate::dedup::user_key`].
     pub(crate) user_bookings: BTreeSet<(crate::dedup::UserKey, BookingId)>,
     pub(crate) user_waitlist: BTreeMap<(String, EventId), WaitlistId>,
-    /// Remembered requests by the log index that recorded them (oldest
-    /// first), with the time they were recorded so that pruning needs no
-    /// lookup in the table itself.
-    pub(crate) dedup_order: BTreeMap<u64, (Millis, crate::dedup::RequestKey)>,
+    /// Remembered requests as (log index that recorded them, time, key),
+    /// oldest first, so that pruning needs no lookup in the table itself.
+    /// Requests are recorded at increasing indexes and forgotten oldest
+    /// first, so a queue keeps this order.
+    pub(crate) dedup_order: VecDeque<(u64, Millis, crate::dedup::RequestKey)>,
     /// Users in all waiting rooms.
     pub(crate) room_users: u64,
 }
@@ -230,12 +231,12 @@ impl State {
     fn prune(&mut self, now: Millis) {
         let limits = self.p.limits;
         let dedup_age_ms = limits.dedup_age_secs_max.saturating_mul(1000);
-        while let Some((&index, &(at_ms, key))) = self.ix.dedup_order.first_key_value() {
+        while let Some(&(_, at_ms, key)) = self.ix.dedup_order.front() {
             let too_many = self.p.dedup.len() > limits.dedup_entries_max as usize;
             if !too_many && at_ms.saturating_add(dedup_age_ms) > now {
                 break;
             }
-            self.ix.dedup_order.remove(&index);
+            self.ix.dedup_order.pop_front();
             self.p.dedup.remove(&key);
         }
         self.prune_finished_holds(now);
@@ -287,9 +288,10 @@ impl State {
             self.p.dedup.remove(&key);
             return;
         }
-        self.ix.dedup_order.insert(index, (now, key));
+        assert!(self.ix.dedup_order.back().is_none_or(|&(last, _, _)| last < index));
+        self.ix.dedup_order.push_back((index, now, key));
         if self.p.dedup.len() > self.p.limits.dedup_entries_max as usize {
-            let (index, (_, key)) = self.ix.dedup_order.pop_first().expect("non-empty");
+            let (index, _, key) = self.ix.dedup_order.pop_front().expect("non-empty");
             assert_ne!(index, u64::MAX);
             self.p.dedup.remove(&key);
         }
