@@ -142,21 +142,48 @@ impl State {
             .op
             .recorded()
             .then(|| (crate::dedup::request_key(&cmd.client, &cmd.request), crate::dedup::fingerprint(&cmd.op)));
-        if let Some((key, fingerprint)) = key.filter(|_| !planted(Bug::NoDedup)) {
-            if let Some(seen) = self.p.dedup.get(&key) {
+        let Some((key, fingerprint)) = key else {
+            let (result, events) = self.run(&cmd.op, now);
+            return Applied { result, events, replayed: false };
+        };
+        // The table is moved out while the command runs (commands never
+        // read it, and `prune` above already brought it within its bounds at
+        // this time), so that one search finds the request or the place to
+        // record it.
+        let mut dedup = std::mem::take(&mut self.p.dedup);
+        let applied = match dedup.entry(key) {
+            // With the planted bug the table forgets every request at once,
+            // so nothing is ever found here.
+            std::collections::btree_map::Entry::Occupied(seen) => {
+                let seen = seen.get();
                 let result = if seen.fingerprint == fingerprint {
                     self.replayed(&seen.result)
                 } else {
                     Err(Rejection::IdempotencyKeyReused)
                 };
-                return Applied { result, events: Vec::new(), replayed: true };
+                Applied { result, events: Vec::new(), replayed: true }
             }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let (result, events) = self.run(&cmd.op, now);
+                let recorded = self.recorded(&cmd.op, &result);
+                slot.insert(DedupEntry { index: ctx.index, at_ms: now, fingerprint, result: recorded });
+                Applied { result, events, replayed: false }
+            }
+        };
+        self.p.dedup = dedup;
+        if !applied.replayed {
+            self.remembered(key, ctx.index, now);
         }
+        applied
+    }
+
+    /// Runs a command that was not answered from the exactly-once table.
+    fn run(&mut self, op: &Op, now: Millis) -> (Result<Outcome, Rejection>, Fx) {
         let mut fx = Vec::new();
-        let result = self.dispatch(&cmd.op, now, &mut fx);
+        let result = self.dispatch(op, now, &mut fx);
         // The command may have finished holds: keep the bounds at this index
         // too. Commands never touch the exactly-once table, which the prune
-        // above already brought within its bounds at this time.
+        // before the command already brought within its bounds at this time.
         self.prune_finished_holds(now);
         if result.is_err() {
             // A rejected command changes nothing it was asked to change. It
@@ -165,10 +192,7 @@ impl State {
             // passing, which readers must hear about like any other change.
             assert!(fx.iter().all(DomainEvent::is_time_driven), "a rejected command emitted {fx:?}");
         }
-        if let Some((key, fingerprint)) = key {
-            self.remember(key, ctx.index, now, fingerprint, &cmd.op, &result);
-        }
-        Applied { result, events: fx, replayed: false }
+        (result, fx)
     }
 
     fn dispatch(&mut self, op: &Op, now: Millis, fx: &mut Fx) -> Result<Outcome, Rejection> {
@@ -272,18 +296,9 @@ impl State {
         }
     }
 
-    fn remember(
-        &mut self,
-        key: crate::dedup::RequestKey,
-        index: u64,
-        now: Millis,
-        fingerprint: u64,
-        op: &Op,
-        result: &Result<Outcome, Rejection>,
-    ) {
-        let entry = DedupEntry { index, at_ms: now, fingerprint, result: self.recorded(op, result) };
-        let previous = self.p.dedup.insert(key, entry);
-        assert!(previous.is_none(), "a remembered request was applied again");
+    /// Bookkeeping after a request was recorded in the table under `key`:
+    /// its place in the order of forgetting, and the table's bound.
+    fn remembered(&mut self, key: crate::dedup::RequestKey, index: u64, now: Millis) {
         if planted(Bug::NoDedup) {
             self.p.dedup.remove(&key);
             return;
