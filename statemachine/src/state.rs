@@ -263,6 +263,12 @@ impl State {
             self.ix.dedup_order.pop_front();
             self.p.dedup.remove(&key);
         }
+        // A queue keeps its capacity: give back what a sale's peak left once
+        // most of it is forgotten (amortized, like the growth).
+        let order = &mut self.ix.dedup_order;
+        if order.capacity() > 1024 && order.len() < order.capacity() / 4 {
+            order.shrink_to(order.len() * 2);
+        }
         self.prune_finished_holds(now);
     }
 
