@@ -316,6 +316,28 @@ impl Endpoint {
     fn user(&self, token: &str, key: &str) -> client::Client {
         self.sdk.with_token(token).with_idempotency_key(key)
     }
+
+    /// A hold of explicit seats, with a waiting room's access token if given.
+    async fn hold_as(
+        &self,
+        token: &str,
+        event: &str,
+        seats: &[String],
+        key: &str,
+        access: Option<&str>,
+    ) -> Indexed<Held> {
+        let sdk = self.user(token, key);
+        let request = client::HoldRequest::seats(seats.iter().cloned());
+        let answer = match access {
+            Some(a) => sdk.hold_with_access(event, &request, a).await,
+            None => sdk.hold(event, &request).await,
+        };
+        let reply = match answer {
+            Ok(h) => Reply::Ok(Held { hold: h.hold_id, expires_at_ms: parse_rfc3339_ms(&h.expires_at) }),
+            Err(e) => classify(e),
+        };
+        (reply, sdk.last_raft_index())
+    }
 }
 
 /// How an SDK failure goes into the history.
@@ -347,12 +369,7 @@ fn booking_status(s: client::BookingStatus) -> String {
 
 impl Gateway for Endpoint {
     async fn hold(&self, token: &str, event: &str, seats: &[String], key: &str) -> Indexed<Held> {
-        let sdk = self.user(token, key);
-        let reply = match sdk.hold(event, &client::HoldRequest::seats(seats.iter().cloned())).await {
-            Ok(h) => Reply::Ok(Held { hold: h.hold_id, expires_at_ms: parse_rfc3339_ms(&h.expires_at) }),
-            Err(e) => classify(e),
-        };
-        (reply, sdk.last_raft_index())
+        self.hold_as(token, event, seats, key, None).await
     }
 
     async fn release(&self, token: &str, hold: &str, key: &str) -> Indexed<()> {
@@ -455,12 +472,6 @@ impl Gateway for Endpoint {
         key: &str,
         access_token: &str,
     ) -> Indexed<Held> {
-        let sdk = self.user(token, key);
-        let request = client::HoldRequest::seats(seats.iter().cloned());
-        let reply = match sdk.hold_with_access(event, &request, access_token).await {
-            Ok(h) => Reply::Ok(Held { hold: h.hold_id, expires_at_ms: parse_rfc3339_ms(&h.expires_at) }),
-            Err(e) => classify(e),
-        };
-        (reply, sdk.last_raft_index())
+        self.hold_as(token, event, seats, key, Some(access_token)).await
     }
 }
