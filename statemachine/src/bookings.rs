@@ -7,10 +7,15 @@
 //! cannot become a booking (the hold ran out meanwhile) leaves its intent in
 //! `RefundDue`, so no charge is ever kept without a booking.
 
+use std::collections::btree_map::Entry;
+
 use crate::ids::{BookingId, HoldId, Millis, TicketId};
 use crate::outcome::{BookingReceipt, DomainEvent, Outcome, Rejection};
 use crate::records::{Booking, BookingStatus, HoldState, Intent, IntentState, SharedId, Ticket, TicketStatus};
 use crate::state::{Fx, State, SEAT_AVAILABLE, SEAT_BOOKED};
+
+/// The payment intents by id, as `Primary` keeps them.
+type Intents = std::collections::BTreeMap<SharedId, Intent>;
 
 impl State {
     pub(crate) fn begin_payment(
@@ -23,9 +28,36 @@ impl State {
     ) -> Result<Outcome, Rejection> {
         self.check_id("user", user)?;
         self.check_id("payment intent", intent_id)?;
-        if let Some(existing) = self.p.intents.get(intent_id) {
-            return Err(Rejection::PaymentConflict(format!("intent already exists for hold {}", existing.hold)));
-        }
+        // The intents are moved out while the attempt is checked (nothing it
+        // calls reads them), so that one search both refuses an id already
+        // used and finds the place to record a new one.
+        let mut intents = std::mem::take(&mut self.p.intents);
+        let result = self.begin_payment_in(&mut intents, hold_id, user, intent_id, now, fx);
+        self.p.intents = intents;
+        result
+    }
+
+    fn begin_payment_in(
+        &mut self,
+        intents: &mut Intents,
+        hold_id: HoldId,
+        user: &str,
+        intent_id: &str,
+        now: Millis,
+        fx: &mut Fx,
+    ) -> Result<Outcome, Rejection> {
+        let intents_len = intents.len();
+        // One allocation for the id, shared by the hold, the table's key and
+        // the intent (a refused attempt gives it back).
+        let slot = match intents.entry(SharedId::from(intent_id)) {
+            Entry::Occupied(existing) => {
+                return Err(Rejection::PaymentConflict(format!(
+                    "intent already exists for hold {}",
+                    existing.get().hold
+                )))
+            }
+            Entry::Vacant(slot) => slot,
+        };
         self.own_hold(hold_id, user, now, fx)?;
         let hold = &self.p.holds[&hold_id];
         if hold.state != HoldState::Active {
@@ -35,7 +67,7 @@ impl State {
         if hold.intents.len() >= limits.hold_payment_attempts_max as usize {
             return Err(Rejection::PaymentAttemptsExceeded { max: limits.hold_payment_attempts_max });
         }
-        if self.p.intents.len() >= limits.payment_intents_max as usize {
+        if intents_len >= limits.payment_intents_max as usize {
             return Err(Rejection::LimitReached(format!("payment_intents_max = {}", limits.payment_intents_max)));
         }
         if self.p.bookings.len() >= limits.bookings_max as usize {
@@ -51,26 +83,22 @@ impl State {
         };
         let hold = self.p.holds.get_mut(&hold_id).expect("looked up above");
         hold.booking = Some(booking);
-        // One allocation for the id, shared by the hold, the table's key and the intent.
-        let id = SharedId::from(intent_id);
+        let id = slot.key().clone();
         hold.intents.push(id.clone());
         let amount = hold.total_price;
-        self.p.intents.insert(
-            id.clone(),
-            Intent {
-                id,
-                hold: hold_id,
-                booking,
-                user: hold.user.clone(),
-                amount,
-                state: IntentState::Pending,
-                booked: false,
-                refund_amount: 0,
-                created_at_ms: now,
-                updated_at_ms: now,
-                reason: String::new(),
-            },
-        );
+        slot.insert(Intent {
+            id,
+            hold: hold_id,
+            booking,
+            user: hold.user.clone(),
+            amount,
+            state: IntentState::Pending,
+            booked: false,
+            refund_amount: 0,
+            created_at_ms: now,
+            updated_at_ms: now,
+            reason: String::new(),
+        });
         let currency = self.p.events[&hold.event].settings.currency.clone();
         Ok(Outcome::PaymentStarted { booking, amount, currency })
     }
@@ -84,9 +112,26 @@ impl State {
         fx: &mut Fx,
     ) -> Result<Outcome, Rejection> {
         self.check_id("user", user)?;
-        let (intent_key, intent) = self.p.intents.get_key_value(intent_id).ok_or(Rejection::PaymentNotFound)?;
-        // Shared by the booking if there is one.
-        let intent_key = intent_key.clone();
+        // Moved out while the confirm runs (nothing it calls reads the
+        // intents), so that the intent is found once for both the checks and
+        // the capture.
+        let mut intents = std::mem::take(&mut self.p.intents);
+        let result = match intents.get_mut(intent_id) {
+            Some(intent) => self.confirm_intent(intent, hold_id, user, now, fx),
+            None => Err(Rejection::PaymentNotFound),
+        };
+        self.p.intents = intents;
+        result
+    }
+
+    fn confirm_intent(
+        &mut self,
+        intent: &mut Intent,
+        hold_id: HoldId,
+        user: &str,
+        now: Millis,
+        fx: &mut Fx,
+    ) -> Result<Outcome, Rejection> {
         if intent.hold != hold_id {
             return Err(Rejection::PaymentConflict("intent belongs to another hold".into()));
         }
@@ -103,7 +148,7 @@ impl State {
         if !self.p.holds.contains_key(&hold_id) {
             // The hold finished and was forgotten while the charge's outcome
             // was unknown: the money was taken for nothing, so owe it back.
-            let amount = self.owe_refund(intent_id, self.p.intents[intent_id].amount, now, fx);
+            let amount = owe_refund_on(intent, intent.amount, now, fx);
             return Ok(Outcome::NotBooked { reason: Rejection::HoldNotFound, refund_due: amount });
         }
         self.own_hold(hold_id, user, now, fx)?;
@@ -111,12 +156,12 @@ impl State {
         if hold.state != HoldState::Active {
             // The money was taken but the seats cannot be had: owe it back.
             let reason = self.not_live(hold);
-            let amount = self.owe_refund(intent_id, self.p.intents[intent_id].amount, now, fx);
+            let amount = owe_refund_on(intent, intent.amount, now, fx);
             return Ok(Outcome::NotBooked { reason, refund_due: amount });
         }
         if self.p.bookings.len() >= self.p.limits.bookings_max as usize {
             let reason = Rejection::LimitReached(format!("bookings_max = {}", self.p.limits.bookings_max));
-            let amount = self.owe_refund(intent_id, self.p.intents[intent_id].amount, now, fx);
+            let amount = owe_refund_on(intent, intent.amount, now, fx);
             return Ok(Outcome::NotBooked { reason, refund_due: amount });
         }
         let booking_id = hold.booking.expect("a payment attempt reserved the booking id");
@@ -146,31 +191,29 @@ impl State {
                 },
             );
         }
-        self.p.bookings.insert(
-            booking_id,
-            Booking {
-                id: booking_id,
-                event,
-                hold: hold_id,
-                user: holder.clone(),
-                seats,
-                tickets,
-                total_price,
-                intent: intent_key,
-                created_at_ms: now,
-                status: BookingStatus::Confirmed,
-                cancelled_at_ms: None,
-                refund_percent: 0,
-                refund_amount: 0,
-            },
-        );
-        self.ix.user_bookings.insert((crate::dedup::user_key(user), booking_id));
-        let intent = self.p.intents.get_mut(intent_id).expect("looked up above");
+        let booking = Booking {
+            id: booking_id,
+            event,
+            hold: hold_id,
+            user: holder,
+            seats,
+            tickets,
+            total_price,
+            intent: intent.id.clone(),
+            created_at_ms: now,
+            status: BookingStatus::Confirmed,
+            cancelled_at_ms: None,
+            refund_percent: 0,
+            refund_amount: 0,
+        };
         intent.state = IntentState::Captured;
         intent.booked = true;
         intent.updated_at_ms = now;
-        let receipt = self.receipt_labelled(booking_id, labels.clone());
-        fx.push(DomainEvent::SeatsBooked { event, booking: booking_id, user: user.to_string(), seats: labels });
+        fx.push(DomainEvent::SeatsBooked { event, booking: booking_id, user: user.to_string(), seats: labels.clone() });
+        // Made from the booking before it is stored: no lookup of what was just made.
+        let receipt = self.receipt_labelled(&booking, labels);
+        self.p.bookings.insert(booking_id, booking);
+        self.ix.user_bookings.insert((crate::dedup::user_key(user), booking_id));
         self.room_user_booked(event, user);
         Ok(Outcome::Booked(receipt))
     }
@@ -178,27 +221,24 @@ impl State {
     /// Marks money owed back on an intent; returns the amount.
     fn owe_refund(&mut self, intent_id: &str, amount: u64, now: Millis, fx: &mut Fx) -> u64 {
         let intent = self.p.intents.get_mut(intent_id).expect("caller looked it up");
-        intent.state = IntentState::RefundDue;
-        intent.refund_amount = amount;
-        intent.updated_at_ms = now;
-        fx.push(DomainEvent::RefundDue { intent: intent_id.to_string(), amount });
-        amount
+        owe_refund_on(intent, amount, now, fx)
     }
 
     pub(crate) fn receipt(&self, booking_id: BookingId) -> BookingReceipt {
         let b = &self.p.bookings[&booking_id];
-        self.receipt_labelled(booking_id, self.labels(b.event, &b.seats))
+        self.receipt_labelled(b, self.labels(b.event, &b.seats))
     }
 
     /// The receipt of a booking whose seat labels the caller already made.
-    fn receipt_labelled(&self, booking_id: BookingId, labels: Vec<String>) -> BookingReceipt {
-        let b = &self.p.bookings[&booking_id];
+    fn receipt_labelled(&self, b: &Booking, labels: Vec<String>) -> BookingReceipt {
         BookingReceipt {
             booking: b.id,
             event: b.event,
             hold: b.hold,
-            seats: labels.clone(),
-            tickets: b.tickets.iter().copied().zip(labels).collect(),
+            // The tickets take copies and `seats` the labels themselves: one
+            // vector fewer than copying both.
+            tickets: b.tickets.iter().copied().zip(labels.iter().cloned()).collect(),
+            seats: labels,
             total_price: b.total_price,
             currency: self.p.events[&b.event].settings.currency.clone(),
         }
@@ -319,6 +359,16 @@ impl State {
         self.offer_waitlist(event, now, fx);
         Ok(Outcome::Cancelled { booking: booking_id, refund_percent: percent, refund_amount })
     }
+}
+
+/// Marks money owed back on `intent` (whose id names it in the event);
+/// returns the amount.
+fn owe_refund_on(intent: &mut Intent, amount: u64, now: Millis, fx: &mut Fx) -> u64 {
+    intent.state = IntentState::RefundDue;
+    intent.refund_amount = amount;
+    intent.updated_at_ms = now;
+    fx.push(DomainEvent::RefundDue { intent: intent.id.to_string(), amount });
+    amount
 }
 
 /// The refund percent the policy gives at `now`, or `None` when it allows

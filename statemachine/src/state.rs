@@ -406,13 +406,28 @@ impl State {
 /// matches.
 fn has_control(s: &str) -> bool {
     let bytes = s.as_bytes();
-    // Printable ASCII, the usual case, in one branch-free pass.
-    if bytes.iter().fold(true, |printable, &b| printable & (b.wrapping_sub(0x20) < 0x5f)) {
+    // Printable ASCII, the usual case, eight bytes at a time.
+    if printable_ascii(bytes) {
         return false;
     }
     bytes.iter().enumerate().any(|(i, &b)| {
         b < 0x20 || b == 0x7f || (b == 0xc2 && bytes.get(i + 1).is_some_and(|&next| (0x80..=0x9f).contains(&next)))
     })
+}
+
+/// Whether every byte is printable ASCII (0x20 to 0x7E). Eight bytes are
+/// checked at once: for a word `x` of bytes below 0x80, `x - 0x20…20` borrows
+/// into a byte's high bit exactly when that byte is below 0x20, and
+/// `x + 0x01…01` carries into it exactly when the byte is 0x7F; bytes of
+/// 0x80 and above have the high bit already. No borrow or carry crosses
+/// into the next byte unless a byte is already out of range.
+fn printable_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let word_ok = |x: u64| (x | x.wrapping_sub(0x20 * ONES) | x.wrapping_add(ONES)) & HIGH == 0;
+    let words_ok = words.by_ref().all(|w| word_ok(u64::from_le_bytes(w.try_into().expect("eight bytes"))));
+    words_ok && words.remainder().iter().all(|&b| b.wrapping_sub(0x20) < 0x5f)
 }
 
 #[cfg(test)]
@@ -425,5 +440,24 @@ mod control_tests {
         for s in samples {
             assert_eq!(super::has_control(&s), s.chars().any(char::is_control), "{s:?}");
         }
+    }
+
+    #[test]
+    fn printable_ascii_is_checked_word_by_word_as_byte_by_byte() {
+        let bytewise = |bytes: &[u8]| bytes.iter().all(|&b| (0x20..=0x7e).contains(&b));
+        // Every byte value at every place of words and their remainders,
+        // among neighbours at both edges of the printable range.
+        for len in 1..=17 {
+            for at in 0..len {
+                for fill in [b' ', b'~', b'a'] {
+                    for b in 0..=255u8 {
+                        let mut bytes = vec![fill; len];
+                        bytes[at] = b;
+                        assert_eq!(super::printable_ascii(&bytes), bytewise(&bytes), "{bytes:?}");
+                    }
+                }
+            }
+        }
+        assert!(super::printable_ascii(b""));
     }
 }
