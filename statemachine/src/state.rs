@@ -427,7 +427,11 @@ fn printable_ascii(bytes: &[u8]) -> bool {
     let mut words = bytes.chunks_exact(8);
     let word_ok = |x: u64| (x | x.wrapping_sub(0x20 * ONES) | x.wrapping_add(ONES)) & HIGH == 0;
     let words_ok = words.by_ref().all(|w| word_ok(u64::from_le_bytes(w.try_into().expect("eight bytes"))));
-    words_ok && words.remainder().iter().all(|&b| b.wrapping_sub(0x20) < 0x5f)
+    // The last bytes (all of a short id) as one more word, padded with spaces.
+    let rest = words.remainder();
+    let mut last = [b' '; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    words_ok && word_ok(u64::from_le_bytes(last))
 }
 
 #[cfg(test)]
