@@ -180,11 +180,16 @@ impl State {
     /// Runs a command that was not answered from the exactly-once table.
     fn run(&mut self, op: &Op, now: Millis) -> (Result<Outcome, Rejection>, Fx) {
         let mut fx = Vec::new();
+        let finished_before = self.ix.finished.len();
         let result = self.dispatch(op, now, &mut fx);
         // The command may have finished holds: keep the bounds at this index
-        // too. Commands never touch the exactly-once table, which the prune
-        // before the command already brought within its bounds at this time.
-        self.prune_finished_holds(now);
+        // too. Only finishing a hold adds to them, so a command that finished
+        // none leaves them as the prune before it did. Commands never touch
+        // the exactly-once table, which that prune also brought within its
+        // bounds at this time.
+        if self.ix.finished.len() != finished_before {
+            self.prune_finished_holds(now);
+        }
         if result.is_err() {
             // A rejected command changes nothing it was asked to change. It
             // may still have released holds whose lease ran out (and offered
