@@ -12,6 +12,12 @@
 //! the nodes share loopback and every link between two nodes passes the
 //! fault proxy (`proxy.rs`), which stalls cut links the way dropped packets
 //! stall TCP.
+//!
+//! A node's place in the cluster (its namespace or loopback ports, its
+//! proxy links, its gateway address) is its slot; its Raft id is what the
+//! cluster knows it by. They start equal. A node removed from the cluster
+//! is replaced by a fresh node (new id, empty data directory) in the same
+//! slot, because a removed id never rejoins.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -117,6 +123,8 @@ pub fn is_root() -> bool {
 
 struct Node {
     id: u64,
+    /// Where the node lives (1-based): address, namespace, proxy links.
+    slot: u64,
     config: PathBuf,
     log: PathBuf,
     clock: PathBuf,
@@ -138,7 +146,13 @@ struct Net {
 /// A running cluster. Dropping it kills every node and removes the network.
 pub struct Cluster {
     opts: ClusterOptions,
+    /// The current nodes, by slot.
     nodes: Vec<Node>,
+    /// Nodes that were replaced (stopped): their logs and digests stay part
+    /// of the run.
+    replaced: Vec<Node>,
+    /// The next id a replacement gets.
+    next_id: u64,
     net: Option<Net>,
     proxy: Option<crate::proxy::FaultProxy>,
     crashes: Vec<String>,
@@ -214,52 +228,56 @@ impl Cluster {
             }
             NetMode::Namespaces => None,
         };
-        let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{} = \"{}\"", i + 1, a.2)).collect();
+        let peers: Vec<(u64, String)> = addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.2.clone())).collect();
         let mut nodes = Vec::new();
         for (i, (ns, ip, grpc, http)) in addrs.into_iter().enumerate() {
             let id = i as u64 + 1;
-            let data = opts.dir.join(format!("node{id}"));
-            let mut text = format!(
-                "[node]\nid = {id}\ndata_dir = {data:?}\n\n[cluster]\nsecret = \"{SECRET}\"\npeers = {{ {} }}\n\
-                 regions = {{ ap-south = 1 }}\n\n[storage]\ngrpc_listen = \"{grpc}\"\nheartbeat_ms = {HEARTBEAT_MS}\n\
-                 election_timeout_ms = {ELECTION_TIMEOUT_MS}\nsweep_interval_ms = 200\n",
-                peers.join(", ")
-            );
-            if id == 1 {
-                text.push_str("bootstrap = true\n");
-            }
-            text.push_str(&format!(
-                "\n[gateway]\nhttp_listen = \"{http}\"\njwt_secret = \"{JWT_SECRET}\"\nticket_key_seed = \"{SEED}\"\n\
-                 dev_mode = true\nuser_requests_per_sec = 10000\nuser_burst_max = 10000\npayment_grace_ms = 5000\n\
-                 cluster_budget_ms = 4000\n\n[log]\nlevel = \"info\"\n"
-            ));
-            let config = opts.dir.join(format!("node{id}.toml"));
-            std::fs::write(&config, text).map_err(io("writing a node config"))?;
-            let clock = opts.dir.join(format!("node{id}.clock"));
-            std::fs::write(&clock, "0\n").map_err(io("writing a clock file"))?;
-            nodes.push(Node {
-                id,
-                config,
-                log: opts.dir.join(format!("node{id}.log")),
-                clock,
-                digests: opts.dir.join(format!("node{id}-digests")),
-                ns,
-                http: format!("http://{http}"),
-                grpc: grpc.clone(),
-                ip,
-                child: None,
-                paused: false,
-            });
+            nodes.push(Node::write(&opts.dir, id, id, &peers, ns, ip, grpc, http)?);
         }
-        let mut cluster = Cluster { opts, nodes, net, proxy, crashes: Vec::new() };
+        let next_id = opts.nodes + 1;
+        let mut cluster = Cluster { opts, nodes, replaced: Vec::new(), next_id, net, proxy, crashes: Vec::new() };
         for id in 1..=cluster.opts.nodes {
             cluster.start_node(id)?;
         }
         Ok(cluster)
     }
 
+    /// Replaces node `id` (removed from the cluster beforehand) with a fresh
+    /// node in its slot: the old process is killed, the new one gets the next
+    /// unused id and an empty data directory, and starts outside every
+    /// group until the cluster adds it. Returns the new id.
+    pub fn replace(&mut self, id: u64) -> Result<u64, ClusterError> {
+        self.kill(id);
+        let at = self.nodes.iter().position(|n| n.id == id).expect("a node of the cluster");
+        let new_id = self.next_id;
+        self.next_id += 1;
+        let old = &self.nodes[at];
+        let peers: Vec<(u64, String)> =
+            self.nodes.iter().map(|n| (if n.id == id { new_id } else { n.id }, n.grpc.clone())).collect();
+        let http = old.http.trim_start_matches("http://").to_string();
+        let fresh = Node::write(
+            &self.opts.dir,
+            new_id,
+            old.slot,
+            &peers,
+            old.ns.clone(),
+            old.ip.clone(),
+            old.grpc.clone(),
+            http,
+        )?;
+        let old = std::mem::replace(&mut self.nodes[at], fresh);
+        self.replaced.push(old);
+        self.start_node(new_id)?;
+        Ok(new_id)
+    }
+
     fn node(&mut self, id: u64) -> &mut Node {
-        &mut self.nodes[(id - 1) as usize]
+        self.nodes.iter_mut().find(|n| n.id == id).unwrap_or_else(|| panic!("no node {id} in the cluster"))
+    }
+
+    /// The slot of each current node, by id.
+    fn slots(&self) -> BTreeMap<u64, u64> {
+        self.nodes.iter().map(|n| (n.id, n.slot)).collect()
     }
 
     /// Node ids.
@@ -274,7 +292,8 @@ impl Cluster {
 
     /// The gRPC address of node `id` (what the cluster knows it by).
     pub fn grpc_addr(&self, id: u64) -> String {
-        self.nodes[(id - 1) as usize].grpc.clone()
+        let node = self.nodes.iter().find(|n| n.id == id).unwrap_or_else(|| panic!("no node {id} in the cluster"));
+        node.grpc.clone()
     }
 
     /// Whether partitions can be made (namespaces or the proxy).
@@ -290,7 +309,8 @@ impl Cluster {
     fn start_node(&mut self, id: u64) -> Result<(), ClusterError> {
         let ticketd = self.opts.ticketd.clone();
         let plant = self.opts.plant.clone();
-        let dial = self.proxy.as_ref().map(|p| p.dial_map(id));
+        let slot = self.node(id).slot;
+        let dial = self.proxy.as_ref().map(|p| p.dial_map(slot));
         let n = self.node(id);
         assert!(n.child.is_none(), "node {id} is running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&n.log).map_err(io("opening a log"))?;
@@ -372,7 +392,12 @@ impl Cluster {
     pub fn partition(&mut self, drops: &BTreeMap<u64, Vec<u64>>) -> Result<(), ClusterError> {
         self.heal_network()?;
         if let Some(proxy) = &self.proxy {
-            proxy.partition(drops);
+            // The proxy's links are between slots.
+            let slots = self.slots();
+            let slot = |id: &u64| slots.get(id).copied();
+            let drops =
+                drops.iter().filter_map(|(a, bs)| Some((slot(a)?, bs.iter().filter_map(slot).collect()))).collect();
+            proxy.partition(&drops);
             return Ok(());
         }
         let ips: BTreeMap<u64, String> = self.nodes.iter().map(|n| (n.id, n.ip.clone())).collect();
@@ -429,7 +454,7 @@ impl Cluster {
     /// Nodes that died on their own so far, and panics in the logs.
     pub fn crashes(&self) -> Vec<String> {
         let mut out = self.crashes.clone();
-        for n in &self.nodes {
+        for n in self.nodes.iter().chain(&self.replaced) {
             let text = std::fs::read_to_string(&n.log).unwrap_or_default();
             if let Some(line) = text.lines().find(|l| l.contains("panicked at")) {
                 out.push(format!("node {} panicked: {line}", n.id));
@@ -441,7 +466,7 @@ impl Cluster {
     /// Every digest the nodes recorded.
     pub fn digests(&self) -> Vec<Digest> {
         let mut out = Vec::new();
-        for n in &self.nodes {
+        for n in self.nodes.iter().chain(&self.replaced) {
             let text = std::fs::read_to_string(n.digests.join("digests.jsonl")).unwrap_or_default();
             out.extend(text.lines().filter_map(|l| serde_json::from_str::<Digest>(l).ok()));
         }
@@ -471,9 +496,12 @@ impl Cluster {
         }
     }
 
-    /// The log file of every node.
+    /// The log file of every node, replaced ones included.
     pub fn logs(&self) -> Vec<(u64, PathBuf)> {
-        self.nodes.iter().map(|n| (n.id, n.log.clone())).collect()
+        let mut logs: Vec<(u64, PathBuf)> =
+            self.nodes.iter().chain(&self.replaced).map(|n| (n.id, n.log.clone())).collect();
+        logs.sort();
+        logs
     }
 
     /// The run directory.
@@ -495,6 +523,57 @@ impl Drop for Cluster {
             let _ = sh(&["iptables", "-D", "FORWARD", "-i", &net.bridge, "-o", &net.bridge, "-j", "ACCEPT"]);
             let _ = sh(&["ip", "link", "del", &net.bridge]);
         }
+    }
+}
+
+impl Node {
+    /// Writes the config of node `id` in `slot` and the files it reads.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        dir: &Path,
+        id: u64,
+        slot: u64,
+        peers: &[(u64, String)],
+        ns: Option<String>,
+        ip: String,
+        grpc: String,
+        http: String,
+    ) -> Result<Node, ClusterError> {
+        let data = dir.join(format!("node{id}"));
+        let peers: Vec<String> = peers.iter().map(|(id, addr)| format!("{id} = \"{addr}\"")).collect();
+        let mut text = format!(
+            "[node]\nid = {id}\ndata_dir = {data:?}\n\n[cluster]\nsecret = \"{SECRET}\"\npeers = {{ {} }}\n\
+             regions = {{ ap-south = 1 }}\n\n[storage]\ngrpc_listen = \"{grpc}\"\nheartbeat_ms = {HEARTBEAT_MS}\n\
+             election_timeout_ms = {ELECTION_TIMEOUT_MS}\nsweep_interval_ms = 200\n",
+            peers.join(", ")
+        );
+        // Node 1 initializes the cluster; a replacement never does.
+        if id == 1 {
+            text.push_str("bootstrap = true\n");
+        }
+        text.push_str(&format!(
+            "\n[gateway]\nhttp_listen = \"{http}\"\njwt_secret = \"{JWT_SECRET}\"\nticket_key_seed = \"{SEED}\"\n\
+             dev_mode = true\nuser_requests_per_sec = 10000\nuser_burst_max = 10000\npayment_grace_ms = 5000\n\
+             cluster_budget_ms = 4000\n\n[log]\nlevel = \"info\"\n"
+        ));
+        let config = dir.join(format!("node{id}.toml"));
+        std::fs::write(&config, text).map_err(io("writing a node config"))?;
+        let clock = dir.join(format!("node{id}.clock"));
+        std::fs::write(&clock, "0\n").map_err(io("writing a clock file"))?;
+        Ok(Node {
+            id,
+            slot,
+            config,
+            log: dir.join(format!("node{id}.log")),
+            clock,
+            digests: dir.join(format!("node{id}-digests")),
+            ns,
+            http: format!("http://{http}"),
+            grpc,
+            ip,
+            child: None,
+            paused: false,
+        })
     }
 }
 

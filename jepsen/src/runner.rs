@@ -374,9 +374,9 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
                     }
                 }
                 if t >= step.at_ms + step.for_ms {
-                    let (step, nodes, from) = active.take().expect("an active fault");
+                    let (step, mut nodes, from) = active.take().expect("an active fault");
                     if step.fault == Fault::Membership {
-                        add_nodes(c, &gateways, &admin, &nodes).await;
+                        nodes.extend(replace_nodes(c, &gateways, &admin, &nodes).await?);
                     }
                     end_fault(c, &step.fault, &nodes)?;
                     recorder.invoke(
@@ -424,9 +424,9 @@ async fn drive(opts: &RunOptions, urls: &[String], mut cluster: Option<&mut Clus
     }
     // Heal, let the workload's calls in flight finish, then the final reads.
     if let Some(c) = cluster.as_deref_mut() {
-        if let Some((step, nodes, from)) = active.take() {
+        if let Some((step, mut nodes, from)) = active.take() {
             if step.fault == Fault::Membership {
-                add_nodes(c, &gateways, &admin, &nodes).await;
+                nodes.extend(replace_nodes(c, &gateways, &admin, &nodes).await?);
             }
             end_fault(c, &step.fault, &nodes)?;
             faults.push(FaultPeriod {
@@ -570,16 +570,26 @@ async fn remove_node(
     Vec::new()
 }
 
-/// Adds removed nodes back as voters of the group.
-async fn add_nodes(c: &Cluster, gateways: &[Endpoint], admin: &str, nodes: &[u64]) {
-    for &node in nodes {
-        let body = serde_json::json!({"node_id": node, "addr": c.grpc_addr(node)});
+/// Replaces each removed node with a fresh one in its place (a removed id
+/// never rejoins) and adds it as a voter of the group; returns the new ids.
+async fn replace_nodes(
+    c: &mut Cluster,
+    gateways: &[Endpoint],
+    admin: &str,
+    removed: &[u64],
+) -> Result<Vec<u64>, RunError> {
+    let mut added = Vec::new();
+    for &node in removed {
+        let fresh = c.replace(node)?;
+        let body = serde_json::json!({"node_id": fresh, "addr": c.grpc_addr(fresh)});
         for gw in gateways {
             if gw.http.cluster_op(admin, reqwest::Method::POST, "/v1/admin/cluster/nodes", Some(body.clone())).await {
                 break;
             }
         }
+        added.push(fresh);
     }
+    Ok(added)
 }
 
 /// Final linearizable reads after healing: every event's seat map, every

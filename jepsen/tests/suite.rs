@@ -127,6 +127,31 @@ fn partitions_through_the_fault_proxy_are_real() {
     let _ = std::fs::remove_dir_all(&out.dir);
 }
 
+/// The membership nemesis removes a node and, since a removed id never
+/// rejoins, replaces it with a fresh node (new id, empty data directory) in
+/// the same place: the run stays valid and the new node replicates the log.
+#[test]
+fn removed_nodes_are_replaced_by_fresh_ones_under_load() {
+    let secs = time_limit(60).min(30);
+    let out = run(&opts("membership", Mix::Membership, 500, secs));
+    eprintln!("membership: valid={} calls={} report {}", out.verdict.valid, out.calls, out.dir.display());
+    assert!(out.verdict.valid, "failed {:?}: see {}/verdict.json", out.verdict.failed(), out.dir.display());
+    assert!(out.calls > 100, "only {} calls were made; see {}", out.calls, out.dir.display());
+    let history = std::fs::read_to_string(out.dir.join("history.jsonl")).unwrap();
+    assert!(history.contains("membership-remove-add"), "no membership change was made; see {}", out.dir.display());
+    // Node 6 is the first replacement: it must have applied entries.
+    let digests = std::fs::read_to_string(out.dir.join("cluster/node6-digests/digests.jsonl")).unwrap_or_default();
+    let applied = digests
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|d| d["node"] == 6)
+        .filter_map(|d| d["index"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(applied > 10, "the replacement node 6 applied {applied} entries only; see {}", out.dir.display());
+    let _ = std::fs::remove_dir_all(&out.dir);
+}
+
 /// `--existing`: the suite drives a cluster it did not start (here one
 /// started by hand) through its gateways only: no processes, no faults,
 /// every checker that needs no replica digests still decides.

@@ -143,4 +143,17 @@ async fn cluster_operations_over_http() {
     hold("Floor-A-4").await;
     let (s, v) = admin_call(Method::DELETE, "/v1/admin/cluster/nodes/4", None).await;
     assert_eq!(s, 200, "removing a non-member changes nothing: {v}");
+    for region in ["ap-south", "eu-west", "us-east"] {
+        assert_eq!(ids(&group(&v, region)["retired"]), [4], "{region}: {v}");
+    }
+
+    // Its id is retired: it never joins again, the replacement takes a new one.
+    let (s, v) = admin_call(Method::POST, "/v1/admin/cluster/nodes", Some(json!({"node_id": 4, "addr": addr4}))).await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "cluster_refused", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("never rejoins"), "{v}");
+    let (_, status) = admin_call(Method::GET, "/v1/admin/cluster", None).await;
+    assert_eq!(ids(&group(&status, "ap-south")["members"]), [1, 2, 3], "the refused add changed the group: {status}");
+    assert_eq!(ids(&group(&status, "ap-south")["retired"]), [4], "{status}");
+    hold("Floor-A-5").await;
 }

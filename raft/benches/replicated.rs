@@ -7,7 +7,8 @@
 //! seat for a new user, so no request conflicts with another.
 //!
 //! `cargo bench -p raft --bench replicated` (seconds per level:
-//! `REPLICATED_SECS`, default 5).
+//! `REPLICATED_SECS`, default 5; log entries between snapshots:
+//! `REPLICATED_SNAPSHOT_LOGS`, default the node's).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,7 @@ async fn ok(node: &RaftNode, request: &str, op: Op) -> Outcome {
 
 fn main() {
     let secs: u64 = std::env::var("REPLICATED_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let snapshot_logs: Option<u64> = std::env::var("REPLICATED_SNAPSHOT_LOGS").ok().and_then(|s| s.parse().ok());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let dir = tempfile::TempDir::new().unwrap();
@@ -46,6 +48,9 @@ fn main() {
             c.sweep_interval_ms = 60_000;
             c.limits.holds_live_max = 10_000_000;
             c.limits.dedup_entries_max = 5_000_000;
+            if let Some(logs) = snapshot_logs {
+                c.snapshot_logs_since_last = logs;
+            }
             let node = RaftNode::start(c).await.unwrap();
             node.open_group(GROUP).await.unwrap();
             nodes.push(node);
@@ -106,7 +111,8 @@ fn main() {
         let events = Arc::new(events);
         let next = Arc::new(AtomicU64::new(0));
         let seats_per_event = u64::from(ROWS * SEATS_PER_ROW);
-        println!("three replicas, syncs on, {secs} s per level; clients call the leader directly");
+        let every = snapshot_logs.unwrap_or(NodeConfig::new(1, addrs[0], dir.path().into(), "").snapshot_logs_since_last);
+        println!("three replicas, syncs on, {secs} s per level, a snapshot every {every} entries; clients call the leader directly");
         println!("| clients | committed holds/s | p50 ms | p99 ms | entries per sync |");
         println!("|---|---|---|---|---|");
         for clients in [1usize, 64, 1024] {

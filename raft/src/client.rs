@@ -294,6 +294,7 @@ impl ClusterClient {
                 snapshot_index: (g.snapshot_index != 0).then_some(g.snapshot_index),
                 purged_index: (g.purged_index != 0).then_some(g.purged_index),
                 members: g.members.into_iter().map(|m| (m.id, m.addr)).collect(),
+                retired: g.retired,
             })
             .collect();
         Ok(NodeStatus { node, addr: reply.addr, groups })

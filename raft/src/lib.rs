@@ -5,7 +5,9 @@
 //!   the leader's time; `CmdResp` the result).
 //! - `store`: the node's RocksDB, shared by every group it hosts; the Raft log
 //!   of a group (`LogStore`) with group commit through one flusher thread.
-//! - `sm`: the state-machine storage around `statemachine::State`, snapshots.
+//! - `sm`: the state-machine storage around `statemachine::State`, snapshots,
+//!   the ids a group has retired from its membership.
+//! - `snapshot`: the encoding of a group snapshot (retired ids + state).
 //! - `network`: Raft messages over gRPC, one channel per peer, routed by group.
 //! - `node`: a node hosting many groups; proposals with leader-stamped time,
 //!   linearizable reads, membership, the periodic expiry sweep.
@@ -28,6 +30,7 @@ mod node;
 mod query;
 mod service;
 mod sm;
+mod snapshot;
 mod store;
 mod types;
 

@@ -113,6 +113,15 @@ pub enum NodeError {
     /// The configuration is unusable.
     #[error("bad configuration: {0}")]
     Config(String),
+    /// The node id was a member of the group once and was removed; an id
+    /// is never reused.
+    #[error("node {id} was removed from group {group}; a removed id never rejoins: give the node a new id")]
+    Retired {
+        /// The group.
+        group: GroupId,
+        /// The refused id.
+        id: u64,
+    },
 }
 
 /// What a replica knows about its group, for operators and tests.
@@ -142,6 +151,9 @@ pub struct GroupStatus {
     pub purged_index: Option<u64>,
     /// Every member (voters and learners) with its address.
     pub members: Vec<(u64, String)>,
+    /// Ids removed from the group, which never rejoin it (as this replica
+    /// has applied).
+    pub retired: Vec<u64>,
 }
 
 struct Group {
@@ -366,20 +378,26 @@ impl RaftNode {
             let now = self.clock.stamp(state.read(State::clock_ms));
             return Ok(state.read(|s| f(s, now)));
         }
+        self.caught_up(group, &raft, timeout).await?;
+        let state = self.state(group)?;
+        let now = self.clock.stamp(state.read(State::clock_ms));
+        Ok(state.read(|s| f(s, now)))
+    }
+
+    /// Confirms with a quorum that this node leads `group` and waits until
+    /// it has applied everything committed before the call (ReadIndex).
+    async fn caught_up(&self, group: GroupId, raft: &ShardRaft, timeout: Duration) -> Result<(), NodeError> {
         let Ok(confirmed) = tokio::time::timeout(timeout, raft.ensure_linearizable(ReadPolicy::ReadIndex)).await else {
             return Err(NodeError::NoQuorum(group));
         };
         match confirmed {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(f))) => {
-                return Err(NodeError::NotLeader { group, leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)) })
+                Err(NodeError::NotLeader { group, leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)) })
             }
-            Err(RaftError::APIError(_)) => return Err(NodeError::NoQuorum(group)),
-            Err(RaftError::Fatal(e)) => return Err(NodeError::Fatal { group, reason: e.to_string() }),
+            Err(RaftError::APIError(_)) => Err(NodeError::NoQuorum(group)),
+            Err(RaftError::Fatal(e)) => Err(NodeError::Fatal { group, reason: e.to_string() }),
         }
-        let state = self.state(group)?;
-        let now = self.clock.stamp(state.read(State::clock_ms));
-        Ok(state.read(|s| f(s, now)))
     }
 
     /// The planted bug `SkipHoldConflict`: before a hold on explicit seats,
@@ -494,6 +512,7 @@ impl RaftNode {
     pub fn status(&self, group: GroupId) -> Result<GroupStatus, NodeError> {
         use openraft::async_runtime::WatchReceiver;
         let raft = self.raft(group)?;
+        let retired = self.state(group)?.retired();
         let receiver = raft.metrics();
         let m = receiver.borrow_watched();
         let membership = m.membership_config.membership();
@@ -513,6 +532,7 @@ impl RaftNode {
             snapshot_index: m.snapshot.as_ref().map(|id| id.index),
             purged_index: m.purged.as_ref().map(|id| id.index),
             members,
+            retired,
         })
     }
 
@@ -535,19 +555,44 @@ impl RaftNode {
     }
 
     /// Adds `id` as a learner of `group` and waits until it has caught up.
+    /// An id the group's membership has ever dropped is refused
+    /// ([`NodeError::Retired`]): a node that was removed may come back with
+    /// a stale log or without the vote it cast, and Raft's safety rests on
+    /// neither happening under one id.
     pub async fn add_learner(&self, group: GroupId, id: u64, peer: PeerNode) -> Result<(), NodeError> {
         let raft = self.raft(group)?;
+        // Every removal committed before this call is applied first, so
+        // the retired set below includes it.
+        self.caught_up(group, &raft, Duration::from_millis(self.config.request_timeout_ms)).await?;
+        if self.state(group)?.is_retired(id) {
+            return Err(NodeError::Retired { group, id });
+        }
         raft.add_learner(id, peer, true).await.map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
         Ok(())
     }
 
-    /// Makes `voters` the voting members of `group`.
+    /// Makes `voters` the voting members of `group`; members left out are
+    /// removed from it (and retired).
     pub async fn change_voters(
         &self,
         group: GroupId,
         voters: std::collections::BTreeSet<u64>,
     ) -> Result<(), NodeError> {
         let raft = self.raft(group)?;
+        self.caught_up(group, &raft, Duration::from_millis(self.config.request_timeout_ms)).await?;
+        let state = self.state(group)?;
+        if let Some(&id) = voters.iter().find(|id| state.is_retired(**id)) {
+            return Err(NodeError::Retired { group, id });
+        }
+        let current = self.status(group)?;
+        let dropped = current.voters.iter().chain(&current.learners).filter(|id| !voters.contains(id)).count();
+        if state.retired_count() + dropped > crate::snapshot::RETIRED_IDS_MAX {
+            return Err(NodeError::Config(format!(
+                "group {group} has retired {} node ids; removing {dropped} more would pass its limit of {}",
+                state.retired_count(),
+                crate::snapshot::RETIRED_IDS_MAX
+            )));
+        }
         raft.change_membership(voters, false).await.map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
         Ok(())
     }

@@ -55,6 +55,7 @@ pub(crate) fn to_status(e: NodeError) -> Status {
         NodeError::NoQuorum(_) => with_kind(Status::unavailable(message), "no_quorum"),
         NodeError::NoSuchGroup(_) => with_kind(Status::not_found(message), "no_group"),
         NodeError::Config(_) => with_kind(Status::invalid_argument(message), "bad_request"),
+        NodeError::Retired { .. } => with_kind(Status::invalid_argument(message), "retired"),
         NodeError::Fatal { .. } | NodeError::Io(_) => with_kind(Status::internal(message), "fatal"),
     }
 }
@@ -289,6 +290,7 @@ impl Shard for ShardService {
                 snapshot_index: s.snapshot_index.unwrap_or(0),
                 purged_index: s.purged_index.unwrap_or(0),
                 members: s.members.into_iter().map(|(id, addr)| Member { id, addr }).collect(),
+                retired: s.retired,
             })
             .collect();
         Ok(Response::new(NodeStatusReply { node_id: node.id(), addr: node.peer().addr, groups }))

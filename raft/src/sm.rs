@@ -7,7 +7,15 @@
 //! acknowledged. A snapshot is stored with its metadata in one synced write,
 //! so an install is crash-atomic: after a crash either the old or the new
 //! snapshot is there, whole.
+//!
+//! Besides the state, a group remembers the node ids its membership has
+//! dropped (`retired`): a membership entry that leaves an id out retires it
+//! for good, so a replica that was removed (whose log and vote may be stale
+//! or lost) never comes back under the same id. The set is rebuilt like the
+//! state: from the snapshot (see `snapshot`) and the membership entries
+//! replayed after it.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::sync::{Arc, RwLock};
 
@@ -27,6 +35,8 @@ pub(crate) struct Applied {
     pub(crate) state: State,
     pub(crate) last_applied: Option<LogId>,
     pub(crate) membership: StoredMembership,
+    /// Ids the group's membership has dropped; never members again.
+    pub(crate) retired: BTreeSet<u64>,
 }
 
 /// A group's state machine. Readers share the state through [`ShardState`].
@@ -60,6 +70,22 @@ impl ShardState {
         &self.events
     }
 
+    /// Whether the group's membership has dropped node `id` (it may never
+    /// join the group again).
+    pub fn is_retired(&self, id: u64) -> bool {
+        self.inner.read().expect("state lock poisoned").retired.contains(&id)
+    }
+
+    /// How many ids the group has retired.
+    pub fn retired_count(&self) -> usize {
+        self.inner.read().expect("state lock poisoned").retired.len()
+    }
+
+    /// The ids the group has retired, ascending.
+    pub fn retired(&self) -> Vec<u64> {
+        self.inner.read().expect("state lock poisoned").retired.iter().copied().collect()
+    }
+
     /// Index of the last applied entry (0 before any).
     pub fn applied_index(&self) -> u64 {
         self.inner.read().expect("state lock poisoned").last_applied.as_ref().map_or(0, |id| id.index)
@@ -72,8 +98,12 @@ type StoredSnapshot = (SnapshotMeta, Vec<u8>);
 impl ShardSm {
     /// The state machine of `group`, empty until openraft restores it.
     pub fn new(store: NodeStore, group: GroupId, limits: statemachine::Limits) -> ShardSm {
-        let applied =
-            Applied { state: State::new(limits), last_applied: None, membership: StoredMembership::default() };
+        let applied = Applied {
+            state: State::new(limits),
+            last_applied: None,
+            membership: StoredMembership::default(),
+            retired: BTreeSet::new(),
+        };
         let feed = Arc::new(crate::feed::Feed::new(0));
         let events = Arc::new(crate::events::EventFeed::new(0));
         ShardSm { store, group, shared: ShardState { inner: Arc::new(RwLock::new(applied)), feed, events } }
@@ -96,14 +126,15 @@ impl ShardSm {
 /// Decodes a snapshot and checks it against its metadata: the check every
 /// snapshot passes before it is installed, whether a peer sent it (the
 /// transport refuses it before the Raft core sees it) or it is read back at
-/// start-up.
-pub(crate) fn check_snapshot(meta: &SnapshotMeta, bytes: &[u8]) -> Result<State, String> {
-    let state = State::restore(bytes).map_err(|e| e.to_string())?;
+/// start-up. Gives the state and the retired ids.
+pub(crate) fn check_snapshot(meta: &SnapshotMeta, bytes: &[u8]) -> Result<(State, BTreeSet<u64>), String> {
+    let (retired, state) = crate::snapshot::decode(bytes).map_err(|e| e.to_string())?;
+    let state = State::restore(state).map_err(|e| e.to_string())?;
     let covered = meta.last_log_id.map_or(0, |id| id.index);
     if state.last_index() > covered {
         return Err(format!("snapshot state is at index {} but claims to cover only {covered}", state.last_index()));
     }
-    Ok(state)
+    Ok((state, retired))
 }
 
 /// Builds a snapshot from a view captured when the builder was made, so it
@@ -150,6 +181,21 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
                 let response = match entry.payload {
                     EntryPayload::Blank => CmdResp::Noop,
                     EntryPayload::Membership(membership) => {
+                        let dropped: Vec<u64> = applied
+                            .membership
+                            .membership()
+                            .nodes()
+                            .map(|(id, _)| *id)
+                            .filter(|id| !membership.nodes().any(|(kept, _)| kept == id))
+                            .collect();
+                        if let Some(back) =
+                            membership.nodes().map(|(id, _)| *id).find(|id| applied.retired.contains(id))
+                        {
+                            // The leader refuses to add a retired id; one in a
+                            // committed membership means that check failed.
+                            tracing::error!(group = self.group, node = back, "a retired node id is a member again");
+                        }
+                        applied.retired.extend(dropped);
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                         CmdResp::Noop
                     }
@@ -181,22 +227,32 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // Encoding runs on the state machine's task: apply waits for it, so
+        // its time shows up in commit latency and is worth watching.
+        let started = std::time::Instant::now();
         let applied = self.shared.inner.read().expect("state lock poisoned");
+        let bytes = crate::snapshot::encode(&applied.retired, &applied.state.snapshot());
+        let took = started.elapsed();
+        metrics::histogram!("raft_snapshot_encode_seconds", "group" => self.group.to_string())
+            .record(took.as_secs_f64());
+        tracing::info!(group = self.group, bytes = bytes.len(), ms = took.as_millis() as u64, "snapshot encoded");
         SnapshotBuilder {
             store: self.store.clone(),
             group: self.group,
             meta: SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership.clone() },
-            bytes: applied.state.snapshot(),
+            bytes,
         }
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
         // Check the bytes before anything is replaced: a bad snapshot is
         // refused and the replica keeps serving what it has.
-        let state = check_snapshot(meta, &snapshot).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let (state, retired) =
+            check_snapshot(meta, &snapshot).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         persist_snapshot(&self.store, self.group, meta, &snapshot).await?;
         let mut applied = self.shared.inner.write().expect("state lock poisoned");
         applied.state = state;
+        applied.retired = retired;
         applied.last_applied = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
         // The changes a snapshot skips are not known: readers behind it

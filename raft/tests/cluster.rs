@@ -57,7 +57,19 @@ impl Cluster {
     async fn start_node(&mut self, i: usize, groups: &[u64]) {
         let mut c = config(i as u64 + 1, self.addrs[i], self.dir.path());
         (self.tweak)(&mut c);
-        let node = RaftNode::start(c).await.unwrap();
+        // A node stopped a moment ago in this process may still have tasks
+        // winding down that hold its database open (a process of its own
+        // would have exited): wait for them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let node = loop {
+            match RaftNode::start(c.clone()).await {
+                Ok(node) => break node,
+                Err(e) if e.to_string().contains("LOCK") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("node {} did not start: {e}", i + 1),
+            }
+        };
         for &g in groups {
             node.open_group(g).await.unwrap();
         }
@@ -512,7 +524,7 @@ async fn bad_messages_are_refused_and_the_node_keeps_serving() {
     let head = to_target(postcard::to_allocvec(&(Vote::new(99, 9), SnapshotMeta::default())).unwrap());
     let frames = vec![
         SnapshotFrame { frame: Some(snapshot_frame::Frame::Head(head)) },
-        SnapshotFrame { frame: Some(snapshot_frame::Frame::Chunk(ahead.snapshot())) },
+        SnapshotFrame { frame: Some(snapshot_frame::Frame::Chunk(group_snapshot(&ahead.snapshot()))) },
     ];
     let mut stream = tonic::Request::new(futures::stream::iter(frames));
     stream.metadata_mut().insert("x-cluster-secret", SECRET.parse().unwrap());
@@ -539,6 +551,19 @@ async fn bad_messages_are_refused_and_the_node_keeps_serving() {
     let index = cluster.node(cluster.leader(GROUP).await).applied_index(GROUP).unwrap();
     cluster.wait_applied(target, GROUP, index).await;
     cluster.shutdown().await;
+}
+
+/// A group snapshot around state-machine bytes, with no retired ids, as a
+/// peer sends it (raft/src/snapshot.rs: magic, version, count, ids, xxh3 of
+/// all that, state).
+fn group_snapshot(state: &[u8]) -> Vec<u8> {
+    let mut bytes = b"TKGS".to_vec();
+    bytes.push(1);
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
+    bytes.extend_from_slice(&digest.to_le_bytes());
+    bytes.extend_from_slice(state);
+    bytes
 }
 
 /// The `Shard` service as a gateway uses it: through any node's address the
@@ -637,5 +662,107 @@ async fn follower_reads_are_bounded_and_refused_without_a_leader() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    cluster.shutdown().await;
+}
+
+/// Waits until node `i` reports `id` among the group's retired ids.
+async fn wait_retired(cluster: &Cluster, i: usize, id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.node(i).status(GROUP).unwrap().retired.contains(&id) {
+        assert!(Instant::now() < deadline, "node {} does not know {id} is retired", i + 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A removed id never rejoins: not on the leader that removed it, not after
+/// that leader restarts, and not on a node that joined later by snapshot
+/// (past the purged membership entries) and then leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removed_node_id_is_never_reused() {
+    let mut cluster = Cluster::start(&[GROUP], |c| {
+        c.snapshot_logs_since_last = 40;
+        c.snapshot_logs_kept = 5;
+    })
+    .await;
+    let event = event(&cluster, GROUP).await;
+    let leader = cluster.leader(GROUP).await;
+    let removed_at = (leader + 1) % 3;
+    let removed = removed_at as u64 + 1;
+    let voters: BTreeSet<u64> = [1, 2, 3].into_iter().filter(|&id| id != removed).collect();
+    cluster.node(leader).change_voters(GROUP, voters.clone()).await.unwrap();
+    cluster.stop_node(removed_at).await;
+    let others: Vec<usize> = (0..3).filter(|&i| i != removed_at).collect();
+    for &i in &others {
+        wait_retired(&cluster, i, removed).await;
+    }
+    let peer = PeerNode { addr: cluster.addrs[removed_at].to_string() };
+    let leader = cluster.leader(GROUP).await;
+    match cluster.node(leader).add_learner(GROUP, removed, peer.clone()).await {
+        Err(NodeError::Retired { id, .. }) => assert_eq!(id, removed),
+        other => panic!("a removed id was taken back as a learner: {other:?}"),
+    }
+    let with_removed: BTreeSet<u64> = voters.iter().copied().chain([removed]).collect();
+    assert!(
+        matches!(cluster.node(leader).change_voters(GROUP, with_removed).await, Err(NodeError::Retired { .. })),
+        "a removed id was made a voter again"
+    );
+
+    // Enough entries for a snapshot on every replica, then purge the log
+    // behind it: the membership entry that removed the id is gone from
+    // every log, so what knows of the removal is the snapshot.
+    for n in 0..60 {
+        hold(&cluster, GROUP, event, n).await;
+    }
+    for &i in &others {
+        cluster.node(i).trigger_snapshot(GROUP).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let snapshot = loop {
+            if let Some(s) = cluster.node(i).status(GROUP).unwrap().snapshot_index.filter(|&s| s > 50) {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "node {} built no snapshot", i + 1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        cluster.node(i).purge_log(GROUP, snapshot).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cluster.node(i).status(GROUP).unwrap().purged_index.is_none_or(|p| p < 50) {
+            assert!(Instant::now() < deadline, "node {} did not purge its log", i + 1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // A replica restarts: the set comes back from its snapshot.
+    let restarted = others[0];
+    cluster.stop_node(restarted).await;
+    cluster.start_node(restarted, &[GROUP]).await;
+    wait_retired(&cluster, restarted, removed).await;
+
+    // A fresh node joins by snapshot, becomes a voter, then leads.
+    let fourth_addr = free_addr();
+    let fourth = RaftNode::start(config(4, fourth_addr, cluster.dir.path())).await.unwrap();
+    fourth.open_group(GROUP).await.unwrap();
+    cluster.adopt(Arc::clone(&fourth), fourth_addr);
+    let leader = cluster.leader(GROUP).await;
+    cluster.node(leader).add_learner(GROUP, 4, PeerNode { addr: fourth_addr.to_string() }).await.unwrap();
+    let with_fourth: BTreeSet<u64> = voters.iter().copied().chain([4]).collect();
+    cluster.node(leader).change_voters(GROUP, with_fourth).await.unwrap();
+    let status = fourth.status(GROUP).unwrap();
+    assert!(status.snapshot_index.is_some(), "the new node caught up without a snapshot: {status:?}");
+    wait_retired(&cluster, 3, removed).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let leader = cluster.leader(GROUP).await;
+        if leader == 3 {
+            break;
+        }
+        let _ = cluster.node(leader).transfer_leader(GROUP, 4).await;
+        assert!(Instant::now() < deadline, "node 4 never took over");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    match fourth.add_learner(GROUP, removed, peer).await {
+        Err(NodeError::Retired { id, .. }) => assert_eq!(id, removed),
+        other => panic!("a leader that joined by snapshot took a removed id back: {other:?}"),
+    }
+    drop(fourth);
     cluster.shutdown().await;
 }

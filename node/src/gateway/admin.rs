@@ -7,7 +7,9 @@
 //! answers `{"groups": [{"region", "group_id", "members", "leader",
 //! "snapshotted"}]}` with each touched group's state afterwards. Each is
 //! safe to repeat: adding a node that is already a voter, or removing one
-//! that is no member, changes nothing.
+//! that is no member, changes nothing. A removed node's id is retired: adding
+//! it again is refused (409 `cluster_refused`); a replacement node joins
+//! under a new id.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -120,7 +122,7 @@ async fn settled(
 
 fn group_json(region: &str, view: &raft::GroupStatus, snapshotted: &[u64]) -> Value {
     json!({"region": region, "group_id": view.group, "members": view.voters, "learners": view.learners,
-           "leader": view.leader, "snapshotted": snapshotted})
+           "leader": view.leader, "retired": view.retired, "snapshotted": snapshotted})
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -143,7 +145,7 @@ pub(crate) struct AddNodeReq {
         (status = 400, description = "invalid_request", body = ErrorBody),
         (status = 401, description = "missing or invalid token", body = ErrorBody),
         (status = 403, description = "not an admin", body = ErrorBody),
-        (status = 409, description = "cluster_refused", body = ErrorBody),
+        (status = 409, description = "cluster_refused (among others: the id was removed before; ids are never reused)", body = ErrorBody),
         (status = 503, description = "unavailable", body = ErrorBody)
     )
 )]

@@ -267,7 +267,7 @@ async fn cluster(State(gw): State<Gateway>, caller: Caller) -> ApiResult {
             Some(s) => json!({"region": region, "group_id": group, "leader": s.leader, "term": s.term,
                               "members": s.voters, "learners": s.learners, "commit_index": s.commit_index,
                               "applied_index": s.applied_index, "last_log_index": s.last_log_index,
-                              "snapshot_index": s.snapshot_index}),
+                              "snapshot_index": s.snapshot_index, "retired": s.retired}),
             None => json!({"region": region, "group_id": group, "leader": null, "term": null, "members": [],
                            "commit_index": null, "applied_index": null}),
         })
