@@ -541,10 +541,13 @@ impl Node {
     ) -> Result<Node, ClusterError> {
         let data = dir.join(format!("node{id}"));
         let peers: Vec<String> = peers.iter().map(|(id, addr)| format!("{id} = \"{addr}\"")).collect();
+        // Snapshots far more often than the node's default, so that runs of
+        // a minute build, send and install them under faults.
         let mut text = format!(
             "[node]\nid = {id}\ndata_dir = {data:?}\n\n[cluster]\nsecret = \"{SECRET}\"\npeers = {{ {} }}\n\
              regions = {{ ap-south = 1 }}\n\n[storage]\ngrpc_listen = \"{grpc}\"\nheartbeat_ms = {HEARTBEAT_MS}\n\
-             election_timeout_ms = {ELECTION_TIMEOUT_MS}\nsweep_interval_ms = 200\n",
+             election_timeout_ms = {ELECTION_TIMEOUT_MS}\nsweep_interval_ms = 200\n\
+             snapshot_logs_since_last = 5000\n",
             peers.join(", ")
         );
         // Node 1 initializes the cluster; a replacement never does.

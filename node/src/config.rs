@@ -80,7 +80,8 @@ pub struct StorageSection {
     /// How often the leader proposes an expiry sweep.
     #[serde(default = "defaults::sweep_interval_ms")]
     pub sweep_interval_ms: u64,
-    /// Log entries between snapshots.
+    /// Log entries between snapshots (also the most a restart replays on
+    /// top of its snapshot).
     #[serde(default = "defaults::snapshot_logs_since_last")]
     pub snapshot_logs_since_last: u64,
 }
@@ -172,7 +173,7 @@ mod defaults {
         500
     }
     pub(super) fn snapshot_logs_since_last() -> u64 {
-        5_000
+        raft::SNAPSHOT_LOGS_DEFAULT
     }
     pub(super) fn body_bytes_max() -> usize {
         64 * 1024

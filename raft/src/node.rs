@@ -27,6 +27,15 @@ use crate::ShardRaft;
 /// How long shutdown waits for gRPC calls in flight before cutting them.
 const SERVER_DRAIN: Duration = Duration::from_secs(2);
 
+/// Log entries between snapshots by default. Encoding a snapshot stops
+/// apply for its duration (about 40 ms for a sold-out 50,000-seat stadium)
+/// and writes the whole state through the synced WAL, so snapshots every few
+/// thousand entries throttled a busy group to a third of its throughput
+/// (BENCHMARKS.md, Replication). The price of a long interval is replay on
+/// restart: at most this many entries on top of the snapshot, well under
+/// a second.
+pub const SNAPSHOT_LOGS_DEFAULT: u64 = 100_000;
+
 /// How a node runs its groups.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -68,7 +77,7 @@ impl NodeConfig {
             heartbeat_ms: 100,
             election_timeout_ms_min: 500,
             election_timeout_ms_max: 1000,
-            snapshot_logs_since_last: 5_000,
+            snapshot_logs_since_last: SNAPSHOT_LOGS_DEFAULT,
             snapshot_logs_kept: 1_000,
             sweep_interval_ms: 1_000,
             request_timeout_ms: 10_000,
