@@ -667,6 +667,10 @@ pub struct GroupInfo {
     /// Index the latest snapshot covers.
     #[serde(default)]
     pub snapshot_index: Option<u64>,
+    /// Node ids removed from the group: they never rejoin it (a
+    /// replacement node takes a new id).
+    #[serde(default)]
+    pub retired: Vec<u64>,
 }
 
 /// The answer of a cluster operation: the groups it touched.
@@ -692,6 +696,9 @@ pub struct GroupChange {
     /// Nodes that made a snapshot (snapshot only).
     #[serde(default)]
     pub snapshotted: Vec<u64>,
+    /// Node ids removed from the group, which never rejoin it.
+    #[serde(default)]
+    pub retired: Vec<u64>,
 }
 
 /// Readiness (`GET /readyz`).

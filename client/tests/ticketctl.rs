@@ -272,7 +272,13 @@ async fn every_command_against_a_real_cluster() {
     let removed = as_admin(&["--json", "cluster", "remove-node", "4"]).ok().json();
     for g in removed["groups"].as_array().unwrap() {
         assert!(!g["members"].as_array().unwrap().contains(&Value::from(4)), "{removed}");
+        assert_eq!(g["retired"], serde_json::json!([4]), "{removed}");
     }
+    // A removed id never rejoins: the replacement needs a new one.
+    let r = as_admin(&["--json", "cluster", "add-node", "--id", "4", "--addr", &addr4]);
+    assert_eq!((r.code, r.json()["error"]["code"].as_str()), (1, Some("cluster_refused")), "{}", r.stdout);
+    let status = as_admin(&["--json", "cluster", "status"]).ok().json();
+    assert_eq!(status["groups"][0]["retired"], serde_json::json!([4]), "{status}");
     // The cluster still books after node 4 left with eu-west's leadership.
     let r = ticketctl(&["--json", "bookings", "hold", &event_id, "--seats", "Floor-B-6"], &alice_env);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, c.logs());

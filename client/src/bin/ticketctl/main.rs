@@ -93,6 +93,7 @@ enum ClusterCmd {
     /// Every node and region group: leaders, terms, members, indexes.
     Status,
     /// Adds a storage node to every region group (learner, catch-up, voter).
+    /// An id removed before is refused: a replacement node takes a new id.
     AddNode {
         /// The node's id.
         #[arg(long)]
@@ -301,13 +302,14 @@ fn bookings_table(bookings: &[client::Booking]) -> Table {
 }
 
 fn change_table(c: &client::ClusterChange) -> Table {
-    let mut t = table(&["region", "group", "leader", "members", "snapshotted"]);
+    let mut t = table(&["region", "group", "leader", "members", "retired", "snapshotted"]);
     for g in &c.groups {
         t.add_row(vec![
             g.region.clone(),
             g.group_id.to_string(),
             opt(&g.leader),
             list(&g.members),
+            list(&g.retired),
             list(&g.snapshotted),
         ]);
     }
@@ -322,8 +324,9 @@ async fn cluster(client: &Client, cmd: ClusterCmd) -> Result<Output, Failure> {
             for n in &s.nodes {
                 nodes.add_row(vec![opt(&n.node_id), n.addr.clone(), n.reachable.to_string(), opt(&n.error)]);
             }
-            let mut groups =
-                table(&["region", "group", "leader", "term", "members", "learners", "commit", "applied", "snapshot"]);
+            let mut groups = table(&[
+                "region", "group", "leader", "term", "members", "learners", "retired", "commit", "applied", "snapshot",
+            ]);
             for g in &s.groups {
                 groups.add_row(vec![
                     g.region.clone(),
@@ -332,6 +335,7 @@ async fn cluster(client: &Client, cmd: ClusterCmd) -> Result<Output, Failure> {
                     opt(&g.term),
                     list(&g.members),
                     list(&g.learners),
+                    list(&g.retired),
                     opt(&g.commit_index),
                     opt(&g.applied_index),
                     opt(&g.snapshot_index),
