@@ -121,18 +121,27 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Where a node lives: what a replacement takes over from the node it
+/// replaces.
+#[derive(Clone)]
+struct Place {
+    /// 1-based; also the node's proxy links.
+    slot: u64,
+    ns: Option<String>,
+    ip: String,
+    /// gRPC `host:port`.
+    grpc: String,
+    /// Gateway `host:port`.
+    http: String,
+}
+
 struct Node {
     id: u64,
-    /// Where the node lives (1-based): address, namespace, proxy links.
-    slot: u64,
+    place: Place,
     config: PathBuf,
     log: PathBuf,
     clock: PathBuf,
     digests: PathBuf,
-    ns: Option<String>,
-    http: String,
-    grpc: String,
-    ip: String,
     child: Option<Child>,
     paused: bool,
 }
@@ -210,29 +219,30 @@ impl Cluster {
                 sh(&["ip", "-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
                 sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
                 sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
-                addrs.push((Some(ns), ip.clone(), format!("{ip}:{GRPC_PORT}"), format!("{ip}:{HTTP_PORT}")));
+                let (grpc, http) = (format!("{ip}:{GRPC_PORT}"), format!("{ip}:{HTTP_PORT}"));
+                addrs.push(Place { slot: i, ns: Some(ns), ip, grpc, http });
             }
             net = Some(n);
         } else {
-            for _ in 1..=opts.nodes {
+            for slot in 1..=opts.nodes {
                 let grpc = free_port().map_err(io("finding a free port"))?;
                 let http = free_port().map_err(io("finding a free port"))?;
-                addrs.push((None, "127.0.0.1".into(), format!("127.0.0.1:{grpc}"), format!("127.0.0.1:{http}")));
+                let (grpc, http) = (format!("127.0.0.1:{grpc}"), format!("127.0.0.1:{http}"));
+                addrs.push(Place { slot, ns: None, ip: "127.0.0.1".into(), grpc, http });
             }
         }
         let proxy = match opts.net {
             NetMode::Proxy => {
-                let grpc: BTreeMap<u64, String> =
-                    addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.2.clone())).collect();
+                let grpc: BTreeMap<u64, String> = addrs.iter().map(|a| (a.slot, a.grpc.clone())).collect();
                 Some(crate::proxy::FaultProxy::start(&grpc).map_err(io("starting the fault proxy"))?)
             }
             NetMode::Namespaces => None,
         };
-        let peers: Vec<(u64, String)> = addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.2.clone())).collect();
+        // Node ids start equal to the slots.
+        let peers: Vec<(u64, String)> = addrs.iter().map(|a| (a.slot, a.grpc.clone())).collect();
         let mut nodes = Vec::new();
-        for (i, (ns, ip, grpc, http)) in addrs.into_iter().enumerate() {
-            let id = i as u64 + 1;
-            nodes.push(Node::write(&opts.dir, id, id, &peers, ns, ip, grpc, http)?);
+        for place in addrs {
+            nodes.push(Node::write(&opts.dir, place.slot, &peers, place)?);
         }
         let next_id = opts.nodes + 1;
         let mut cluster = Cluster { opts, nodes, replaced: Vec::new(), next_id, net, proxy, crashes: Vec::new() };
@@ -251,20 +261,9 @@ impl Cluster {
         let at = self.nodes.iter().position(|n| n.id == id).expect("a node of the cluster");
         let new_id = self.next_id;
         self.next_id += 1;
-        let old = &self.nodes[at];
         let peers: Vec<(u64, String)> =
-            self.nodes.iter().map(|n| (if n.id == id { new_id } else { n.id }, n.grpc.clone())).collect();
-        let http = old.http.trim_start_matches("http://").to_string();
-        let fresh = Node::write(
-            &self.opts.dir,
-            new_id,
-            old.slot,
-            &peers,
-            old.ns.clone(),
-            old.ip.clone(),
-            old.grpc.clone(),
-            http,
-        )?;
+            self.nodes.iter().map(|n| (if n.id == id { new_id } else { n.id }, n.place.grpc.clone())).collect();
+        let fresh = Node::write(&self.opts.dir, new_id, &peers, self.nodes[at].place.clone())?;
         let old = std::mem::replace(&mut self.nodes[at], fresh);
         self.replaced.push(old);
         self.start_node(new_id)?;
@@ -275,9 +274,13 @@ impl Cluster {
         self.nodes.iter_mut().find(|n| n.id == id).unwrap_or_else(|| panic!("no node {id} in the cluster"))
     }
 
+    fn find(&self, id: u64) -> &Node {
+        self.nodes.iter().find(|n| n.id == id).unwrap_or_else(|| panic!("no node {id} in the cluster"))
+    }
+
     /// The slot of each current node, by id.
     fn slots(&self) -> BTreeMap<u64, u64> {
-        self.nodes.iter().map(|n| (n.id, n.slot)).collect()
+        self.nodes.iter().map(|n| (n.id, n.place.slot)).collect()
     }
 
     /// Node ids.
@@ -287,13 +290,12 @@ impl Cluster {
 
     /// Every gateway's base URL, by node id order.
     pub fn gateways(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.http.clone()).collect()
+        self.nodes.iter().map(|n| format!("http://{}", n.place.http)).collect()
     }
 
     /// The gRPC address of node `id` (what the cluster knows it by).
     pub fn grpc_addr(&self, id: u64) -> String {
-        let node = self.nodes.iter().find(|n| n.id == id).unwrap_or_else(|| panic!("no node {id} in the cluster"));
-        node.grpc.clone()
+        self.find(id).place.grpc.clone()
     }
 
     /// Whether partitions can be made (namespaces or the proxy).
@@ -309,13 +311,13 @@ impl Cluster {
     fn start_node(&mut self, id: u64) -> Result<(), ClusterError> {
         let ticketd = self.opts.ticketd.clone();
         let plant = self.opts.plant.clone();
-        let slot = self.node(id).slot;
+        let slot = self.find(id).place.slot;
         let dial = self.proxy.as_ref().map(|p| p.dial_map(slot));
         let n = self.node(id);
         assert!(n.child.is_none(), "node {id} is running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&n.log).map_err(io("opening a log"))?;
         let err = log.try_clone().map_err(io("opening a log"))?;
-        let mut cmd = match &n.ns {
+        let mut cmd = match &n.place.ns {
             Some(ns) => {
                 // `ip netns exec` execs in place: the child's pid is ticketd's.
                 let mut c = Command::new("ip");
@@ -400,9 +402,9 @@ impl Cluster {
             proxy.partition(&drops);
             return Ok(());
         }
-        let ips: BTreeMap<u64, String> = self.nodes.iter().map(|n| (n.id, n.ip.clone())).collect();
+        let ips: BTreeMap<u64, String> = self.nodes.iter().map(|n| (n.id, n.place.ip.clone())).collect();
         for n in &self.nodes {
-            let Some(ns) = &n.ns else { continue };
+            let Some(ns) = &n.place.ns else { continue };
             for other in drops.get(&n.id).into_iter().flatten() {
                 let Some(ip) = ips.get(other) else { continue };
                 sh(&["ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-s", ip, "-j", "DROP"])?;
@@ -418,7 +420,7 @@ impl Cluster {
             proxy.heal();
         }
         for n in &self.nodes {
-            if let Some(ns) = &n.ns {
+            if let Some(ns) = &n.place.ns {
                 sh(&["ip", "netns", "exec", ns, "iptables", "-F"])?;
             }
         }
@@ -527,18 +529,9 @@ impl Drop for Cluster {
 }
 
 impl Node {
-    /// Writes the config of node `id` in `slot` and the files it reads.
-    #[allow(clippy::too_many_arguments)]
-    fn write(
-        dir: &Path,
-        id: u64,
-        slot: u64,
-        peers: &[(u64, String)],
-        ns: Option<String>,
-        ip: String,
-        grpc: String,
-        http: String,
-    ) -> Result<Node, ClusterError> {
+    /// Writes the config of node `id` at `place` and the files it reads.
+    fn write(dir: &Path, id: u64, peers: &[(u64, String)], place: Place) -> Result<Node, ClusterError> {
+        let (grpc, http) = (&place.grpc, &place.http);
         let data = dir.join(format!("node{id}"));
         let peers: Vec<String> = peers.iter().map(|(id, addr)| format!("{id} = \"{addr}\"")).collect();
         // Snapshots far more often than the node's default, so that runs of
@@ -565,15 +558,11 @@ impl Node {
         std::fs::write(&clock, "0\n").map_err(io("writing a clock file"))?;
         Ok(Node {
             id,
-            slot,
             config,
             log: dir.join(format!("node{id}.log")),
             clock,
             digests: dir.join(format!("node{id}-digests")),
-            ns,
-            http: format!("http://{http}"),
-            grpc,
-            ip,
+            place,
             child: None,
             paused: false,
         })

@@ -589,16 +589,16 @@ impl RaftNode {
     ) -> Result<(), NodeError> {
         let raft = self.raft(group)?;
         self.caught_up(group, &raft, Duration::from_millis(self.config.request_timeout_ms)).await?;
-        let state = self.state(group)?;
-        if let Some(&id) = voters.iter().find(|id| state.is_retired(**id)) {
+        let retired = self.state(group)?.retired();
+        if let Some(&id) = voters.iter().find(|id| retired.binary_search(id).is_ok()) {
             return Err(NodeError::Retired { group, id });
         }
         let current = self.status(group)?;
         let dropped = current.voters.iter().chain(&current.learners).filter(|id| !voters.contains(id)).count();
-        if state.retired_count() + dropped > crate::snapshot::RETIRED_IDS_MAX {
+        if retired.len() + dropped > crate::snapshot::RETIRED_IDS_MAX {
             return Err(NodeError::Config(format!(
                 "group {group} has retired {} node ids; removing {dropped} more would pass its limit of {}",
-                state.retired_count(),
+                retired.len(),
                 crate::snapshot::RETIRED_IDS_MAX
             )));
         }

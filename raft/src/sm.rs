@@ -76,11 +76,6 @@ impl ShardState {
         self.inner.read().expect("state lock poisoned").retired.contains(&id)
     }
 
-    /// How many ids the group has retired.
-    pub fn retired_count(&self) -> usize {
-        self.inner.read().expect("state lock poisoned").retired.len()
-    }
-
     /// The ids the group has retired, ascending.
     pub fn retired(&self) -> Vec<u64> {
         self.inner.read().expect("state lock poisoned").retired.iter().copied().collect()

@@ -207,6 +207,31 @@ async fn hold(cluster: &Cluster, group: u64, event: EventId, n: u32) -> HoldId {
     }
 }
 
+/// Makes `node` snapshot the group, waits for a snapshot past
+/// `snapshot_above`, purges the log it covers (a leader keeps log a replica
+/// may still need unless told otherwise) and waits until the purge passes
+/// `purged_above`; returns the purged index.
+async fn snapshot_and_purge(node: &RaftNode, snapshot_above: u64, purged_above: u64) -> u64 {
+    node.trigger_snapshot(GROUP).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let snapshot = loop {
+        if let Some(i) = node.status(GROUP).unwrap().snapshot_index.filter(|&i| i > snapshot_above) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "node {} built no snapshot", node.id());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    node.purge_log(GROUP, snapshot).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(i) = node.status(GROUP).unwrap().purged_index.filter(|&i| i > purged_above) {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "node {} did not purge its log", node.id());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Every acknowledged hold must be present, live and owned by its user.
 async fn assert_holds(cluster: &Cluster, group: u64, holds: &[(u32, HoldId)]) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -308,26 +333,7 @@ async fn a_lagging_replica_catches_up_from_a_snapshot() {
         holds.push((n, hold(&cluster, GROUP, event, n).await));
     }
     let leader = cluster.leader(GROUP).await;
-    cluster.node(leader).trigger_snapshot(GROUP).await.unwrap();
-    // Wait for the snapshot, then purge the log it covers (the leader keeps
-    // log a replica may still need unless told otherwise).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let snapshot = loop {
-        if let Some(i) = cluster.node(leader).status(GROUP).unwrap().snapshot_index.filter(|&i| i > 100) {
-            break i;
-        }
-        assert!(Instant::now() < deadline, "no snapshot was built");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    cluster.node(leader).purge_log(GROUP, snapshot).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let purged = loop {
-        if let Some(i) = cluster.node(leader).status(GROUP).unwrap().purged_index.filter(|&i| i > 4) {
-            break i;
-        }
-        assert!(Instant::now() < deadline, "the leader did not purge its log");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let purged = snapshot_and_purge(cluster.node(leader), 100, 4).await;
     let lagging_before = 4; // venue, event and the blank and membership entries at most
     assert!(purged > lagging_before, "the log the lagging replica needs is still there");
     cluster.start_node(lagging, &[GROUP]).await;
@@ -714,21 +720,7 @@ async fn a_removed_node_id_is_never_reused() {
         hold(&cluster, GROUP, event, n).await;
     }
     for &i in &others {
-        cluster.node(i).trigger_snapshot(GROUP).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let snapshot = loop {
-            if let Some(s) = cluster.node(i).status(GROUP).unwrap().snapshot_index.filter(|&s| s > 50) {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "node {} built no snapshot", i + 1);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        cluster.node(i).purge_log(GROUP, snapshot).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while cluster.node(i).status(GROUP).unwrap().purged_index.is_none_or(|p| p < 50) {
-            assert!(Instant::now() < deadline, "node {} did not purge its log", i + 1);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        snapshot_and_purge(cluster.node(i), 50, 49).await;
     }
 
     // A replica restarts: the set comes back from its snapshot.
