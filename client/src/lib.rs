@@ -312,7 +312,8 @@ impl Client {
         }
     }
 
-    /// The Raft log index the latest answer through this handle was applied
+    /// The state index (Raft log index << 10 plus the command's place in
+    /// its entry) the latest answer through this handle was applied
     /// at (its `x-raft-index` header), if it wrote anything: a refusal the
     /// log decided (`seats_unavailable`, `hold_expired`, ...) has one too,
     /// and an idempotent repeat names the entry that answered it.

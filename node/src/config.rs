@@ -84,6 +84,14 @@ pub struct StorageSection {
     /// top of its snapshot).
     #[serde(default = "defaults::snapshot_logs_since_last")]
     pub snapshot_logs_since_last: u64,
+    /// Commands that reach a group's leader together share one log entry,
+    /// up to this many (1 to 1,024; 1 turns batching off).
+    #[serde(default = "defaults::entry_commands_max")]
+    pub entry_commands_max: usize,
+    /// Log entries a group's leader has proposed and not yet applied at
+    /// most; proposals arriving meanwhile wait and share the next entry.
+    #[serde(default = "defaults::entries_inflight_max")]
+    pub entries_inflight_max: usize,
 }
 
 /// `[gateway]`
@@ -174,6 +182,12 @@ mod defaults {
     }
     pub(super) fn snapshot_logs_since_last() -> u64 {
         raft::SNAPSHOT_LOGS_DEFAULT
+    }
+    pub(super) fn entry_commands_max() -> usize {
+        raft::Batching::default().entry_commands_max
+    }
+    pub(super) fn entries_inflight_max() -> usize {
+        raft::Batching::default().entries_inflight_max
     }
     pub(super) fn body_bytes_max() -> usize {
         64 * 1024

@@ -46,6 +46,8 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + S
             nc.election_timeout_ms_max = storage.election_timeout_ms * 2;
             nc.sweep_interval_ms = storage.sweep_interval_ms;
             nc.snapshot_logs_since_last = storage.snapshot_logs_since_last;
+            nc.batching.entry_commands_max = storage.entry_commands_max;
+            nc.batching.entries_inflight_max = storage.entries_inflight_max;
             let node = RaftNode::start(nc)
                 .await
                 .with_context(|| format!("starting the storage role on {}", storage.grpc_listen))?;

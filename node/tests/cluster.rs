@@ -268,7 +268,7 @@ async fn cluster_operations_over_the_network() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(s4) = ops.node_status(&addr4).await {
-            if s4.groups.iter().any(|g| g.group == 9 && g.applied_index >= index) {
+            if s4.groups.iter().any(|g| g.group == 9 && g.applied_index >= raft::log_index_of(index)) {
                 break;
             }
         }

@@ -8,7 +8,10 @@
 //!
 //! `cargo bench -p raft --bench replicated` (seconds per level:
 //! `REPLICATED_SECS`, default 5; log entries between snapshots:
-//! `REPLICATED_SNAPSHOT_LOGS`, default the node's).
+//! `REPLICATED_SNAPSHOT_LOGS`, default the node's; commands per entry at
+//! most: `REPLICATED_ENTRY_COMMANDS`, default the node's, 1 for no
+//! batching; entries in flight at most: `REPLICATED_INFLIGHT`, default the
+//! node's).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +41,8 @@ async fn ok(node: &RaftNode, request: &str, op: Op) -> Outcome {
 fn main() {
     let secs: u64 = std::env::var("REPLICATED_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let snapshot_logs: Option<u64> = std::env::var("REPLICATED_SNAPSHOT_LOGS").ok().and_then(|s| s.parse().ok());
+    let entry_commands: Option<usize> = std::env::var("REPLICATED_ENTRY_COMMANDS").ok().and_then(|s| s.parse().ok());
+    let inflight: Option<usize> = std::env::var("REPLICATED_INFLIGHT").ok().and_then(|s| s.parse().ok());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let dir = tempfile::TempDir::new().unwrap();
@@ -50,6 +55,12 @@ fn main() {
             c.limits.dedup_entries_max = 5_000_000;
             if let Some(logs) = snapshot_logs {
                 c.snapshot_logs_since_last = logs;
+            }
+            if let Some(commands) = entry_commands {
+                c.batching.entry_commands_max = commands;
+            }
+            if let Some(entries) = inflight {
+                c.batching.entries_inflight_max = entries;
             }
             let node = RaftNode::start(c).await.unwrap();
             node.open_group(GROUP).await.unwrap();
@@ -111,10 +122,16 @@ fn main() {
         let events = Arc::new(events);
         let next = Arc::new(AtomicU64::new(0));
         let seats_per_event = u64::from(ROWS * SEATS_PER_ROW);
-        let every = snapshot_logs.unwrap_or(NodeConfig::new(1, addrs[0], dir.path().into(), "").snapshot_logs_since_last);
-        println!("three replicas, syncs on, {secs} s per level, a snapshot every {every} entries; clients call the leader directly");
-        println!("| clients | committed holds/s | p50 ms | p99 ms | entries per sync |");
-        println!("|---|---|---|---|---|");
+        let every =
+            snapshot_logs.unwrap_or(NodeConfig::new(1, addrs[0], dir.path().into(), "").snapshot_logs_since_last);
+        let batch = entry_commands.unwrap_or(raft::Batching::default().entry_commands_max);
+        let inflight = inflight.unwrap_or(raft::Batching::default().entries_inflight_max);
+        println!(
+            "three replicas, syncs on, {secs} s per level, a snapshot every {every} entries, \
+             up to {batch} commands per entry and {inflight} entries in flight; clients call the leader directly"
+        );
+        println!("| clients | committed holds/s | p50 ms | p99 ms | entries per sync | holds per entry |");
+        println!("|---|---|---|---|---|---|");
         for clients in [1usize, 64, 1024] {
             let stats = leader.flush_stats();
             let (syncs0, entries0) = (stats.syncs.load(Ordering::Relaxed), stats.entries.load(Ordering::Relaxed));
@@ -166,18 +183,21 @@ fn main() {
             let elapsed = started.elapsed().as_secs_f64();
             let failed = failed.load(Ordering::Relaxed);
             if failed > 0 {
-                eprintln!("{clients} clients: {failed} proposals failed (a leader change); the row counts committed ones");
+                eprintln!(
+                    "{clients} clients: {failed} proposals failed (a leader change); the row counts committed ones"
+                );
             }
             latencies.sort();
             let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
             let syncs = stats.syncs.load(Ordering::Relaxed) - syncs0;
             let entries = stats.entries.load(Ordering::Relaxed) - entries0;
             println!(
-                "| {clients} | {:.0} | {:.2} | {:.2} | {:.1} |",
+                "| {clients} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} |",
                 latencies.len() as f64 / elapsed,
                 pct(0.50).as_secs_f64() * 1e3,
                 pct(0.99).as_secs_f64() * 1e3,
-                entries as f64 / syncs.max(1) as f64
+                entries as f64 / syncs.max(1) as f64,
+                latencies.len() as f64 / entries.max(1) as f64
             );
         }
         for node in &nodes {

@@ -221,7 +221,7 @@ impl ClusterClient {
         }
     }
 
-    /// Proposes `cmd` to `group` and returns its result and log index.
+    /// Proposes `cmd` to `group` and returns its result and state index.
     pub async fn propose(&self, group: GroupId, cmd: &Command) -> Result<(Applied, u64), ClientError> {
         let bytes = postcard::to_allocvec(cmd).expect("encoding to memory cannot fail");
         let reply = self

@@ -1,6 +1,6 @@
 //! The notification feed of a group: the domain events worth telling the
 //! outside world about (bookings, cancellations, expiries, waitlist offers,
-//! transfers), with the log index of the entry that made them. Bounded ring
+//! transfers), with the state index of the command that made them. Bounded ring
 //! plus broadcast, like the seat feed; it feeds the gateway's webhooks.
 
 use std::collections::VecDeque;

@@ -17,7 +17,7 @@ const FEED_BROADCAST_MAX: usize = 16_384;
 /// The seat changes of one log entry, in order.
 pub(crate) type EntryChanges = Arc<Vec<SeatChange>>;
 
-/// One seat changing status at a log index.
+/// One seat changing status at a state index (see `batch::state_index`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatChange {
     /// The entry that changed it.

@@ -1,14 +1,15 @@
 //! Region shards as openraft groups on RocksDB, many groups per node.
 //!
 //! # Layout
-//! - `types`: the openraft type configuration (`LogCmd` carries a command and
-//!   the leader's time; `CmdResp` the result).
+//! - `types`: the openraft type configuration (`LogCmd` carries commands and
+//!   the leader's time; `CmdResp` their results).
 //! - `store`: the node's RocksDB, shared by every group it hosts; the Raft log
 //!   of a group (`LogStore`) with group commit through one flusher thread.
 //! - `sm`: the state-machine storage around `statemachine::State`, snapshots,
 //!   the ids a group has retired from its membership.
 //! - `snapshot`: the encoding of a group snapshot (retired ids + state).
 //! - `network`: Raft messages over gRPC, one channel per peer, routed by group.
+//! - `batch`: proposals that reach a leader together share one log entry.
 //! - `node`: a node hosting many groups; proposals with leader-stamped time,
 //!   linearizable reads, membership, the periodic expiry sweep.
 //! - `query`: the reads a gateway sends (`Query`) and their answers.
@@ -21,6 +22,7 @@
 //! openraft types stay behind this crate's API so that an upgrade touches
 //! one crate.
 
+mod batch;
 mod client;
 pub mod debug;
 mod events;
@@ -34,6 +36,7 @@ mod snapshot;
 mod store;
 mod types;
 
+pub use batch::{log_index_of, state_index, Batching, ENTRY_COMMANDS_LIMIT, INDEX_SHIFT};
 pub use client::{ClientError, ClusterClient, Consistency, EventStream, EventWatch, NodeStatus, Watch, WatchStream};
 pub use events::{IndexedEvents, EVENTS_KEPT_MAX};
 pub use feed::{SeatChange, FEED_CHANGES_MAX};

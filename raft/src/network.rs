@@ -315,6 +315,18 @@ impl RaftTransport for TransportService {
         let raft = self.route(&request)?;
         let group = request.get_ref().group_id;
         let rpc: AppendEntriesRequest<TypeConfig> = body(&request)?;
+        // An entry no leader of ours would make is refused before the Raft
+        // core stores it: applying it would stop the replica.
+        if let Some(e) = rpc.entries.iter().find(|e| match &e.payload {
+            openraft::EntryPayload::Normal(cmd) => !(1..=crate::ENTRY_COMMANDS_LIMIT).contains(&cmd.cmds.len()),
+            _ => false,
+        }) {
+            return Err(Status::invalid_argument(format!(
+                "entry {} carries a number of commands outside 1 to {}",
+                e.log_id.index,
+                crate::ENTRY_COMMANDS_LIMIT
+            )));
+        }
         let response = raft.append_entries(rpc).await.map_err(fatal)?;
         // Anything but a higher vote means the sender leads the current term.
         if !matches!(response, AppendEntriesResponse::HigherVote(_)) {

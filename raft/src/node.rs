@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::RaftError;
 use openraft::{Config, ReadPolicy, SnapshotPolicy};
 use proto::raft_v1::raft_transport_server::RaftTransportServer;
 use proto::raft_v1::shard_server::ShardServer;
@@ -16,12 +16,13 @@ use statemachine::{Applied, Command, Millis, Op, State};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::batch::Proposer;
 use crate::network::{Groups, NetworkFactory, PeerPool, TransportService, MESSAGE_BYTES_MAX};
 use crate::query::{answer, Query, ReadReply};
 use crate::service::ShardService;
 use crate::sm::{ShardSm, ShardState};
 use crate::store::NodeStore;
-use crate::types::{CmdResp, GroupId, LogCmd, PeerNode};
+use crate::types::{GroupId, LogCmd, PeerNode};
 use crate::ShardRaft;
 
 /// How long shutdown waits for gRPC calls in flight before cutting them.
@@ -64,6 +65,8 @@ pub struct NodeConfig {
     pub request_timeout_ms: u64,
     /// State-machine limits of every group.
     pub limits: statemachine::Limits,
+    /// How proposals share log entries.
+    pub batching: crate::Batching,
 }
 
 impl NodeConfig {
@@ -82,6 +85,7 @@ impl NodeConfig {
             sweep_interval_ms: 1_000,
             request_timeout_ms: 10_000,
             limits: statemachine::Limits::default(),
+            batching: crate::Batching::default(),
         }
     }
 }
@@ -168,6 +172,7 @@ pub struct GroupStatus {
 struct Group {
     raft: ShardRaft,
     state: ShardState,
+    proposer: Proposer,
     sweeper: JoinHandle<()>,
 }
 
@@ -188,12 +193,12 @@ pub struct RaftNode {
 /// stamp this node made before or the time the group has applied, so entry
 /// times never go backward, also across leader changes.
 #[derive(Default)]
-struct LeaderClock {
+pub(crate) struct LeaderClock {
     last_ms: AtomicU64,
 }
 
 impl LeaderClock {
-    fn stamp(&self, applied_ms: Millis) -> Millis {
+    pub(crate) fn stamp(&self, applied_ms: Millis) -> Millis {
         let floor = applied_ms.max(wall_ms());
         let previous = self.last_ms.fetch_max(floor, Ordering::SeqCst);
         previous.max(floor)
@@ -217,6 +222,7 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| NodeError::Config(e.to_string()))?;
+        config.batching.check().map_err(NodeError::Config)?;
         std::fs::create_dir_all(&config.data_dir)?;
         let store = NodeStore::open(&config.data_dir)?;
         store.claim_node_id(config.id).map_err(|e| NodeError::Config(e.to_string()))?;
@@ -315,8 +321,16 @@ impl RaftNode {
                 .await
                 .map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
         self.groups.write().expect("groups lock poisoned").insert(group, raft.clone());
+        let proposer = Proposer::start(
+            group,
+            raft.clone(),
+            state.clone(),
+            Arc::clone(&self.clock),
+            self.config.batching,
+            Duration::from_millis(self.config.request_timeout_ms),
+        );
         let sweeper = tokio::spawn(sweep_loop(Arc::downgrade(self), group, self.config.sweep_interval_ms));
-        self.hosted.write().expect("hosted lock poisoned").insert(group, Group { raft, state, sweeper });
+        self.hosted.write().expect("hosted lock poisoned").insert(group, Group { raft, state, proposer, sweeper });
         Ok(())
     }
 
@@ -346,34 +360,20 @@ impl RaftNode {
         Ok(self.propose_indexed(group, cmd).await?.0)
     }
 
-    /// [`RaftNode::propose`], also returning the entry's log index.
+    /// [`RaftNode::propose`], also returning the command's state index (see
+    /// [`crate::state_index`]: its entry's log index and its place there).
     pub async fn propose_indexed(&self, group: GroupId, cmd: Command) -> Result<(Applied, u64), NodeError> {
-        let raft = self.raft(group)?;
         if crate::debug::planted(crate::debug::Plant::SkipHoldConflict) {
-            self.evict_conflicting_holds(group, &raft, &cmd).await;
+            self.evict_conflicting_holds(group, &self.raft(group)?, &cmd).await;
         }
-        let applied_ms = self.state(group)?.read(State::clock_ms);
-        let entry = LogCmd { time_ms: self.clock.stamp(applied_ms), cmd };
-        metrics::counter!("raft_proposals_total", "group" => group.to_string()).increment(1);
-        let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        // A proposal caught in a leadership or membership change may never
-        // hear back; after the deadline its outcome is unknown, which the
-        // caller resolves by retrying with the same request id.
-        let Ok(written) = tokio::time::timeout(timeout, raft.client_write(entry)).await else {
-            return Err(NodeError::Unknown(group));
+        let proposer = {
+            let hosted = self.hosted.read().expect("hosted lock poisoned");
+            hosted.get(&group).map(|g| g.proposer.clone()).ok_or(NodeError::NoSuchGroup(group))?
         };
-        match written {
-            Ok(response) => match response.data {
-                CmdResp::Applied(applied) => Ok((applied, response.log_id.index)),
-                CmdResp::Noop => unreachable!("a normal entry answered like a blank one"),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(NodeError::NotLeader { group, leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)) })
-            }
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(NodeError::Unknown(group)),
-            Err(RaftError::APIError(e)) => Err(NodeError::Fatal { group, reason: e.to_string() }),
-            Err(RaftError::Fatal(e)) => Err(NodeError::Fatal { group, reason: e.to_string() }),
-        }
+        // The batching task bounds the entry's own wait; this bounds the
+        // time in its queue too.
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        tokio::time::timeout(timeout, proposer.propose(group, cmd)).await.unwrap_or(Err(NodeError::Unknown(group)))
     }
 
     /// Reads `group`'s state linearizably: the read reflects every write
@@ -417,7 +417,7 @@ impl RaftNode {
         let Op::Hold { event, user, selection: statemachine::Selection::Seats(seats) } = &cmd.op else { return };
         let victims: Vec<(statemachine::HoldId, String)> = match self.local_read(group, |s| {
             let now = s.clock_ms().max(wall_ms());
-            (1..=s.last_index().saturating_mul(8).saturating_add(64))
+            (1..=s.last_id())
                 .filter_map(|n| s.hold(statemachine::HoldId(n), now))
                 .filter(|h| h.event == *event && h.user != *user && h.status == statemachine::HoldStatus::Active)
                 .filter(|h| h.seats.iter().any(|x| seats.contains(x)))
@@ -431,7 +431,7 @@ impl RaftNode {
             let release =
                 Command::new(owner.clone(), format!("planted-evict-{}", hold.0), Op::ReleaseHold { hold, user: owner });
             let applied_ms = self.state(group).map(|s| s.read(State::clock_ms)).unwrap_or(0);
-            let entry = LogCmd { time_ms: self.clock.stamp(applied_ms), cmd: release };
+            let entry = LogCmd { time_ms: self.clock.stamp(applied_ms), cmds: vec![release] };
             let _ = raft.client_write(entry).await;
         }
     }

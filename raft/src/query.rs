@@ -103,7 +103,7 @@ pub enum Answer {
     Intents(Vec<IntentView>),
     /// [`Query::Fingerprint`].
     Fingerprint {
-        /// Last applied log index.
+        /// State index of the last applied command.
         applied_index: u64,
         /// Hash of the state.
         state_hash: u64,
@@ -119,7 +119,7 @@ pub enum Answer {
 pub struct ReadReply {
     /// The answer.
     pub answer: Answer,
-    /// The last log index applied to the state that answered.
+    /// State index of the last command applied to the state that answered.
     pub applied_index: u64,
     /// The entry time of that state (reads are made at or after it).
     pub read_at_ms: Millis,

@@ -27,6 +27,7 @@ type ShardSnapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8
 use rocksdb::WriteBatch;
 use statemachine::{ApplyCtx, State};
 
+use crate::batch::{log_index_of, state_index};
 use crate::store::{decode, encode, group_key, NodeStore, CF_SNAP};
 use crate::types::{CmdResp, GroupId, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -126,8 +127,11 @@ pub(crate) fn check_snapshot(meta: &SnapshotMeta, bytes: &[u8]) -> Result<(State
     let (retired, state) = crate::snapshot::decode(bytes).map_err(|e| e.to_string())?;
     let state = State::restore(state).map_err(|e| e.to_string())?;
     let covered = meta.last_log_id.map_or(0, |id| id.index);
-    if state.last_index() > covered {
-        return Err(format!("snapshot state is at index {} but claims to cover only {covered}", state.last_index()));
+    if log_index_of(state.last_index()) > covered {
+        return Err(format!(
+            "snapshot state is at log index {} but claims to cover only {covered}",
+            log_index_of(state.last_index())
+        ));
     }
     Ok((state, retired))
 }
@@ -200,14 +204,18 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
                         } else {
                             log_cmd.time_ms
                         };
-                        let ctx = ApplyCtx { index: entry.log_id.index, time_ms };
-                        let result = applied.state.apply(&log_cmd.cmd, ctx);
-                        for event in &result.events {
-                            crate::feed::changes(ctx.index, event, &mut changes);
-                            count_event(event);
+                        let mut results = Vec::with_capacity(log_cmd.cmds.len());
+                        for (position, cmd) in log_cmd.cmds.iter().enumerate() {
+                            let ctx = ApplyCtx { index: state_index(entry.log_id.index, position), time_ms };
+                            let result = applied.state.apply(cmd, ctx);
+                            for event in &result.events {
+                                crate::feed::changes(ctx.index, event, &mut changes);
+                                count_event(event);
+                            }
+                            self.shared.events.push(ctx.index, &result.events);
+                            results.push(result);
                         }
-                        self.shared.events.push(ctx.index, &result.events);
-                        CmdResp::Applied(result)
+                        CmdResp::Applied(results)
                     }
                 };
                 applied.last_applied = Some(entry.log_id);
@@ -246,14 +254,15 @@ impl RaftStateMachine<TypeConfig> for ShardSm {
             check_snapshot(meta, &snapshot).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         persist_snapshot(&self.store, self.group, meta, &snapshot).await?;
         let mut applied = self.shared.inner.write().expect("state lock poisoned");
+        let index = state.last_index();
         applied.state = state;
         applied.retired = retired;
         applied.last_applied = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
         // The changes a snapshot skips are not known: readers behind it
         // start over from a full seat map.
-        self.shared.feed.reset(meta.last_log_id.map_or(0, |id| id.index));
-        self.shared.events.reset(meta.last_log_id.map_or(0, |id| id.index));
+        self.shared.feed.reset(index);
+        self.shared.events.reset(index);
         Ok(())
     }
 

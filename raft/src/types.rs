@@ -6,28 +6,35 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use statemachine::{Applied, Command, Millis};
 
-/// A log entry's payload: a state-machine command and the time the leader
-/// stamped on it. Hold expiry is decided by this time, never by a replica's
-/// clock.
+/// A log entry's payload: state-machine commands (those that reached the
+/// leader together, see `batch`) and the time the leader stamped on them.
+/// Hold expiry is decided by this time, never by a replica's clock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogCmd {
     /// Leader's time when it proposed the entry.
     pub time_ms: Millis,
-    /// The command.
-    pub cmd: Command,
+    /// The commands, applied in this order (at least one, at most
+    /// `batch::ENTRY_COMMANDS_LIMIT`).
+    pub cmds: Vec<Command>,
 }
 
 impl fmt::Display for LogCmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}@{}", self.cmd.client, self.cmd.request, self.time_ms)
+        match self.cmds.first() {
+            Some(first) if self.cmds.len() == 1 => write!(f, "{}/{}@{}", first.client, first.request, self.time_ms),
+            Some(first) => {
+                write!(f, "{}/{} and {} more@{}", first.client, first.request, self.cmds.len() - 1, self.time_ms)
+            }
+            None => write!(f, "nothing@{}", self.time_ms),
+        }
     }
 }
 
 /// What applying an entry answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CmdResp {
-    /// A command's result.
-    Applied(Applied),
+    /// The commands' results, in the entry's order.
+    Applied(Vec<Applied>),
     /// Blank and membership entries carry no command.
     Noop,
 }

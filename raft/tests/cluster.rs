@@ -283,10 +283,11 @@ async fn leader_failover_loses_no_acknowledged_write_and_a_restarted_node_catche
     let leader = cluster.leader(GROUP).await;
     let index = cluster.node(leader).applied_index(GROUP).unwrap();
     cluster.wait_applied(old_leader, GROUP, index).await;
+    let at = cluster.node(leader).local_read(GROUP, |s| s.last_index()).unwrap();
     let hashes: BTreeSet<u64> = cluster
         .running()
         .map(|(_, n)| n.local_read(GROUP, |s| (s.last_index(), s.state_hash())).unwrap())
-        .filter(|(i, _)| *i == index)
+        .filter(|(i, _)| *i == at)
         .map(|(_, h)| h)
         .collect();
     assert_eq!(hashes.len(), 1, "replicas at the same index differ");
@@ -473,6 +474,72 @@ async fn membership_changes_under_load_lose_nothing() {
     cluster.shutdown().await;
 }
 
+/// Proposals that reach the leader together share log entries, and each
+/// still gets its own result and state index: two users race for each of
+/// 200 seats, all 400 proposals at once. Each seat goes to exactly one of
+/// them, the one the log ordered first (the smaller state index), the
+/// proposals took far fewer entries than commands, and every replica,
+/// one of them restarted from its log, holds the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_proposals_share_entries_and_keep_their_own_results() {
+    let mut cluster = Cluster::start(&[GROUP], |_| {}).await;
+    let event = event(&cluster, GROUP).await;
+    let leader = cluster.leader(GROUP).await;
+    let node = Arc::clone(cluster.node(leader));
+    let before = node.status(GROUP).unwrap().last_log_index;
+    let racers: Vec<_> = (0..400u32)
+        .map(|n| {
+            let node = Arc::clone(&node);
+            tokio::spawn(async move {
+                let seat = n % 200;
+                let label = format!("Floor-{}-{}", seat / 50 + 1, seat % 50 + 1);
+                let user = format!("racer{n}");
+                let op = Op::Hold { event, user: user.clone(), selection: Selection::Seats(vec![label]) };
+                let (applied, index) = node.propose_indexed(GROUP, Command::new(user, "race", op)).await.unwrap();
+                (seat, applied, index)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for racer in racers {
+        results.push(racer.await.unwrap());
+    }
+    let entries = node.status(GROUP).unwrap().last_log_index - before;
+    assert!(entries < 200, "400 concurrent proposals took {entries} log entries");
+    let indexes: BTreeSet<u64> = results.iter().map(|(_, _, index)| *index).collect();
+    assert_eq!(indexes.len(), results.len(), "two commands share a state index");
+    let mut by_seat: BTreeMap<u32, Vec<(u64, bool)>> = BTreeMap::new();
+    for (seat, applied, index) in &results {
+        let won = match &applied.result {
+            Ok(Outcome::Held(_)) => true,
+            Err(Rejection::SeatsUnavailable { .. }) => false,
+            other => panic!("seat {seat}: {other:?}"),
+        };
+        by_seat.entry(*seat).or_default().push((*index, won));
+    }
+    for (seat, mut tries) in by_seat {
+        tries.sort_unstable();
+        assert_eq!(tries.iter().map(|t| t.1).collect::<Vec<_>>(), [true, false], "seat {seat}: {tries:?}");
+    }
+    // Every replica applies the entries to the same state, also one that
+    // rebuilds it from its stored log.
+    let last = node.status(GROUP).unwrap().last_log_index;
+    let restarted = (leader + 1) % 3;
+    cluster.wait_applied(restarted, GROUP, last).await;
+    cluster.stop_node(restarted).await;
+    cluster.start_node(restarted, &[GROUP]).await;
+    let (want_index, want) = node.local_read(GROUP, |s| (s.last_index(), s.snapshot())).unwrap();
+    assert_eq!(want_index, *indexes.last().unwrap(), "the last race command is the state's last");
+    for i in 0..3 {
+        cluster.wait_applied(i, GROUP, last).await;
+        let (index, bytes) = cluster.node(i).local_read(GROUP, |s| (s.last_index(), s.snapshot())).unwrap();
+        assert_eq!(index, want_index, "node {i}");
+        assert!(bytes == want, "node {i} applied the shared entries differently");
+    }
+    drop(node);
+    cluster.shutdown().await;
+}
+
 /// An empty stand-in used while the real cluster is shared with a writer task.
 fn placeholder() -> Cluster {
     Cluster { dir: TempDir::new().unwrap(), addrs: Vec::new(), nodes: Vec::new(), tweak: |_| {} }
@@ -525,7 +592,10 @@ async fn bad_messages_are_refused_and_the_node_keeps_serving() {
     // says it covers (a node that installed it would serve state it cannot
     // account for).
     let mut ahead = State::new(Limits::default());
-    let applied = ahead.apply(&Command::new("x", "y", Op::CreateVenue(venue())), ApplyCtx { index: 50, time_ms: 1 });
+    let applied = ahead.apply(
+        &Command::new("x", "y", Op::CreateVenue(venue())),
+        ApplyCtx { index: raft::state_index(50, 0), time_ms: 1 },
+    );
     assert!(applied.result.is_ok());
     let head = to_target(postcard::to_allocvec(&(Vote::new(99, 9), SnapshotMeta::default())).unwrap());
     let frames = vec![
@@ -543,6 +613,27 @@ async fn bad_messages_are_refused_and_the_node_keeps_serving() {
     }]));
     headless.metadata_mut().insert("x-cluster-secret", SECRET.parse().unwrap());
     assert_eq!(client.install_snapshot(headless).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+
+    // Entries no leader of ours makes (no command, or more commands than a
+    // state index can number) are refused before they are stored.
+    {
+        use openraft::entry::RaftEntry;
+        type Entry = openraft::type_config::alias::EntryOf<raft::TypeConfig>;
+        type LogId = openraft::type_config::alias::LogIdOf<raft::TypeConfig>;
+        let leader_id = openraft::impls::leader_id_adv::LeaderId { term: 99, node_id: 9 };
+        let cmd = Command::new("x", "y", Op::CreateVenue(venue()));
+        for count in [0, raft::ENTRY_COMMANDS_LIMIT + 1] {
+            let entry = Entry::new_normal(
+                LogId::new(leader_id, 1),
+                raft::LogCmd { time_ms: 1, cmds: vec![cmd.clone(); count] },
+            );
+            let bad =
+                AppendRequest { vote: Vote::new(99, 9), prev_log_id: None, entries: vec![entry], leader_commit: None };
+            let status = client.append(signed(to_target(postcard::to_allocvec(&bad).unwrap()))).await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{count} commands: {status:?}");
+            assert!(status.message().contains("number of commands"), "{status:?}");
+        }
+    }
 
     // A message over the size limit is refused by the transport.
     let huge = to_target(vec![0u8; 65 * 1024 * 1024]);
@@ -653,7 +744,8 @@ async fn follower_reads_are_bounded_and_refused_without_a_leader() {
     let index = cluster.node(leader).applied_index(GROUP).unwrap();
     cluster.wait_applied(follower, GROUP, index).await;
     let reply = cluster.node(follower).follower_query(GROUP, &Query::Hold(h), 0).unwrap();
-    assert!(reply.applied_index >= index);
+    let leader_at = cluster.node(leader).local_read(GROUP, |s| s.last_index()).unwrap();
+    assert!(reply.applied_index >= leader_at, "the follower answered from before the hold");
     assert!(matches!(reply.answer, Answer::Hold(Some(ref v)) if v.id == h), "{:?}", reply.answer);
     // Without its leader (and with the third node down, no new one), the
     // replica stops knowing a leader and refuses.
@@ -738,8 +830,16 @@ async fn a_removed_node_id_is_never_reused() {
     cluster.node(leader).add_learner(GROUP, 4, PeerNode { addr: fourth_addr.to_string() }).await.unwrap();
     let with_fourth: BTreeSet<u64> = voters.iter().copied().chain([4]).collect();
     cluster.node(leader).change_voters(GROUP, with_fourth).await.unwrap();
-    let status = fourth.status(GROUP).unwrap();
-    assert!(status.snapshot_index.is_some(), "the new node caught up without a snapshot: {status:?}");
+    // The replica's metrics report the installed snapshot a moment later.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = fourth.status(GROUP).unwrap();
+        if status.snapshot_index.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new node caught up without a snapshot: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     wait_retired(&cluster, 3, removed).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -114,6 +114,12 @@ impl State {
         self.p.last_index
     }
 
+    /// The largest id handed out so far (holds, bookings, tickets and the
+    /// rest share one sequence; 0 before any).
+    pub fn last_id(&self) -> u64 {
+        self.p.next_id - 1
+    }
+
     /// The shard's clock: the largest entry time applied so far.
     pub fn clock_ms(&self) -> Millis {
         self.p.clock_ms

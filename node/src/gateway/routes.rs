@@ -31,7 +31,8 @@ type ApiResult = Result<Response, ApiError>;
 pub(crate) const USER_ID_BYTES_MAX: usize = 128;
 /// Events one page of `GET /v1/events` holds at most.
 const EVENTS_LIMIT_MAX: usize = 100;
-/// The response header naming the log index a write was applied at.
+/// The response header naming the state index a write was applied at
+/// (`raft::state_index`: its log index and its place in the entry).
 pub(crate) const RAFT_INDEX_HEADER: &str = "x-raft-index";
 /// How long a user token from the dev route lives.
 const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
