@@ -11,6 +11,11 @@ use node::dev::DevOptions;
 use node::preview::{self, PreviewOptions};
 use statemachine::Millis;
 
+// See the workspace manifest: glibc's malloc cost the waiting room about a
+// fifth of its joins per second (BENCHMARKS.md, Waiting room).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "ticketd", version, about = "The ticketing engine's node")]
 struct Cli {
