@@ -4,7 +4,8 @@
 //! is one timed run of many requests.
 //!
 //! `cargo bench -p node --bench queue` (optional: `QUEUE_BENCH_USERS`,
-//! default 50,000 joins per concurrency level).
+//! default 50,000 joins per concurrency level; `QUEUE_BENCH_NODE_THREADS`,
+//! runtime threads per node, default 1).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -66,8 +67,19 @@ where
     (n as f64 / secs, percentile(&lat, 0.5), percentile(&lat, 0.99))
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+fn main() {
+    // Three nodes and the load generator share two cores: one runtime
+    // thread per node (tokio reads `TOKIO_WORKER_THREADS`; the `ticketd`
+    // processes inherit it) spares the machine the wake-ups and context
+    // switches of six node threads fighting over two cores. The load
+    // generator keeps two.
+    let node_threads = std::env::var("QUEUE_BENCH_NODE_THREADS").unwrap_or_else(|_| "1".into());
+    std::env::set_var("TOKIO_WORKER_THREADS", &node_threads);
+    println!("each node runs {node_threads} runtime thread(s)");
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(run());
+}
+
+async fn run() {
     let users: usize = std::env::var("QUEUE_BENCH_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let extra = "join_addr_per_sec = 1000000\njoin_addr_burst_max = 1000000\n";
     let c = support::cluster_gateways(3, false, "", extra);
@@ -121,13 +133,8 @@ async fn main() {
             let (cl, url, tk) = (cl.clone(), url.clone(), tk.clone());
             let q = qt.lock().unwrap()[i].clone();
             async move {
-                let r = cl
-                    .get(url)
-                    .header(AUTHORIZATION, tk[i].clone())
-                    .header("x-queue-token", q)
-                    .send()
-                    .await
-                    .unwrap();
+                let r =
+                    cl.get(url).header(AUTHORIZATION, tk[i].clone()).header("x-queue-token", q).send().await.unwrap();
                 assert_eq!(r.status(), 200);
                 let _ = r.bytes().await.unwrap();
             }
