@@ -28,6 +28,9 @@ use crate::ShardRaft;
 /// How long shutdown waits for gRPC calls in flight before cutting them.
 const SERVER_DRAIN: Duration = Duration::from_secs(2);
 
+/// How long shutdown waits for stopped groups to let go of the database.
+const STORE_RELEASE_MAX: Duration = Duration::from_secs(5);
+
 /// Log entries between snapshots by default. Encoding a snapshot stops
 /// apply for its duration (about 40 ms for a sold-out 50,000-seat stadium)
 /// and writes the whole state through the synced WAL, so snapshots every few
@@ -629,7 +632,10 @@ impl RaftNode {
         self.raft(group)?.trigger().snapshot().await.map_err(|e| NodeError::Fatal { group, reason: e.to_string() })
     }
 
-    /// Stops serving: the gRPC server first, then every group.
+    /// Stops serving: the gRPC server first, then every group; returns once
+    /// nothing but this handle uses the database (or after
+    /// `STORE_RELEASE_MAX`), so dropping the last handle closes it and the
+    /// data directory can be opened again.
     pub async fn shutdown(&self) {
         let server = self.server.write().expect("server lock poisoned").take();
         if let Some((stop, mut handle)) = server {
@@ -646,6 +652,23 @@ impl RaftNode {
         for group in hosted {
             group.sweeper.abort();
             let _ = group.raft.shutdown().await;
+        }
+        // The stopped groups' tasks (openraft's workers, blocking writes,
+        // snapshot builders) drop their handles on the database as they
+        // wind down. Wait for them, so that dropping this node closes the
+        // database at once and its directory can be opened again in the
+        // same process.
+        let deadline = std::time::Instant::now() + STORE_RELEASE_MAX;
+        while self.store.handles() > 1 {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    node = self.config.id,
+                    handles = self.store.handles(),
+                    "storage still in use after shutdown"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

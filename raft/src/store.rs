@@ -119,6 +119,11 @@ fn synced() -> WriteOptions {
 }
 
 impl NodeStore {
+    /// Handles on this database alive now (this one included).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
     /// Opens (or creates) the node's database under `path` and starts its flusher.
     pub fn open(path: &Path) -> io::Result<NodeStore> {
         let mut options = Options::default();
