@@ -106,18 +106,11 @@ pub(crate) struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the batching task of `group`; it ends when every `Proposer`
-    /// is dropped.
-    pub(crate) fn start(
-        group: GroupId,
-        raft: ShardRaft,
-        state: ShardState,
-        clock: Arc<LeaderClock>,
-        batching: Batching,
-        timeout: Duration,
-    ) -> Proposer {
-        let (tx, rx) = mpsc::channel(batching.queue_commands_max);
-        tokio::spawn(run(Task { group, raft, state, clock, batching, timeout }, rx));
+    /// Starts the batching task of `task.group`; it ends when every
+    /// `Proposer` is dropped.
+    pub(crate) fn start(task: Task) -> Proposer {
+        let (tx, rx) = mpsc::channel(task.batching.queue_commands_max);
+        tokio::spawn(run(task, rx));
         Proposer { tx }
     }
 
@@ -135,13 +128,17 @@ impl Proposer {
     }
 }
 
-struct Task {
-    group: GroupId,
-    raft: ShardRaft,
-    state: ShardState,
-    clock: Arc<LeaderClock>,
-    batching: Batching,
-    timeout: Duration,
+/// What a group's batching task works with.
+pub(crate) struct Task {
+    pub(crate) group: GroupId,
+    pub(crate) raft: ShardRaft,
+    /// Read for the applied clock when an entry is stamped.
+    pub(crate) state: ShardState,
+    pub(crate) clock: Arc<LeaderClock>,
+    pub(crate) batching: Batching,
+    /// How long an entry may wait to be applied before its commands'
+    /// outcome is unknown (this also frees its in-flight slot).
+    pub(crate) timeout: Duration,
 }
 
 async fn run(task: Task, mut rx: mpsc::Receiver<Proposal>) {

@@ -324,14 +324,14 @@ impl RaftNode {
                 .await
                 .map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
         self.groups.write().expect("groups lock poisoned").insert(group, raft.clone());
-        let proposer = Proposer::start(
+        let proposer = Proposer::start(crate::batch::Task {
             group,
-            raft.clone(),
-            state.clone(),
-            Arc::clone(&self.clock),
-            self.config.batching,
-            Duration::from_millis(self.config.request_timeout_ms),
-        );
+            raft: raft.clone(),
+            state: state.clone(),
+            clock: Arc::clone(&self.clock),
+            batching: self.config.batching,
+            timeout: Duration::from_millis(self.config.request_timeout_ms),
+        });
         let sweeper = tokio::spawn(sweep_loop(Arc::downgrade(self), group, self.config.sweep_interval_ms));
         self.hosted.write().expect("hosted lock poisoned").insert(group, Group { raft, state, proposer, sweeper });
         Ok(())
