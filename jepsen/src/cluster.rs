@@ -569,6 +569,25 @@ impl Node {
     }
 }
 
+/// Node ports come from below Linux's ephemeral range (32768 and up): a
+/// port the kernel handed out for `bind(0)` and that was released again can
+/// go to the fault proxy's listeners or to any outgoing connection before
+/// the node binds it (seen: a node failing to bind its HTTP port).
+const NODE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The next free port of [`NODE_PORTS`], never the same one twice in this
+/// process; the walk starts at a place derived from the process id so that
+/// runs in different processes rarely probe the same ports.
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static TAKEN: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(NODE_PORTS.end - NODE_PORTS.start);
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let offset = (start + TAKEN.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = NODE_PORTS.start + offset as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free port below the ephemeral range"))
 }
