@@ -48,7 +48,14 @@ pub(crate) enum EventsResume {
 impl EventFeed {
     pub(crate) fn new(applied_index: u64) -> EventFeed {
         let (tx, _) = broadcast::channel(EVENTS_BROADCAST_MAX);
-        EventFeed { ring: Mutex::new(Ring { entries: VecDeque::new(), kept: 0, complete_from: applied_index + 1 }), tx }
+        EventFeed {
+            ring: Mutex::new(Ring {
+                entries: VecDeque::new(),
+                kept: 0,
+                complete_from: applied_index.saturating_add(1),
+            }),
+            tx,
+        }
     }
 
     pub(crate) fn push(&self, index: u64, events: &[DomainEvent]) {
@@ -63,7 +70,7 @@ impl EventFeed {
         while ring.kept > EVENTS_KEPT_MAX {
             let dropped = ring.entries.pop_front().expect("ring over its bound is not empty");
             ring.kept -= dropped.1.len();
-            ring.complete_from = ring.complete_from.max(dropped.0 + 1);
+            ring.complete_from = ring.complete_from.max(dropped.0.saturating_add(1));
         }
         let _ = self.tx.send(entry);
     }
@@ -72,16 +79,19 @@ impl EventFeed {
         let mut ring = self.ring.lock().expect("event feed poisoned");
         ring.entries.clear();
         ring.kept = 0;
-        ring.complete_from = applied_index + 1;
+        ring.complete_from = applied_index.saturating_add(1);
     }
 
     pub(crate) fn resume(&self, after: u64) -> EventsResume {
+        // `after` may come from outside: no arithmetic on it may overflow
+        // under the lock that every apply takes.
         let ring = self.ring.lock().expect("event feed poisoned");
-        if after + 1 < ring.complete_from {
+        if after.saturating_add(1) < ring.complete_from {
             return EventsResume::Gap;
         }
         let rx = self.tx.subscribe();
-        EventsResume::Events(ring.entries.iter().filter(|e| e.0 > after).cloned().collect(), rx)
+        let from = ring.entries.partition_point(|e| e.0 <= after);
+        EventsResume::Events(ring.entries.range(from..).cloned().collect(), rx)
     }
 }
 

@@ -69,7 +69,7 @@ impl Feed {
     /// A feed whose history starts after `applied_index`.
     pub(crate) fn new(applied_index: u64) -> Feed {
         let (tx, _) = broadcast::channel(FEED_BROADCAST_MAX);
-        Feed { ring: Mutex::new(Ring { changes: VecDeque::new(), complete_from: applied_index + 1 }), tx }
+        Feed { ring: Mutex::new(Ring { changes: VecDeque::new(), complete_from: applied_index.saturating_add(1) }), tx }
     }
 
     /// Records the changes of one applied entry.
@@ -81,7 +81,7 @@ impl Feed {
         for c in &changes {
             while ring.changes.len() >= FEED_CHANGES_MAX {
                 let dropped = ring.changes.pop_front().expect("ring is full");
-                ring.complete_from = ring.complete_from.max(dropped.index + 1);
+                ring.complete_from = ring.complete_from.max(dropped.index.saturating_add(1));
             }
             ring.changes.push_back(c.clone());
         }
@@ -94,17 +94,23 @@ impl Feed {
     pub(crate) fn reset(&self, applied_index: u64) {
         let mut ring = self.ring.lock().expect("feed lock poisoned");
         ring.changes.clear();
-        ring.complete_from = applied_index + 1;
+        ring.complete_from = applied_index.saturating_add(1);
     }
 
     /// The changes of `event` after `after`, and a subscription for what follows.
+    ///
+    /// `after` comes from a client (`Last-Event-ID`), so it may be any
+    /// integer: nothing here may overflow or panic, because a panic under
+    /// this lock would stop every later apply of the group.
     pub(crate) fn resume(&self, event: EventId, after: u64) -> Resume {
         let ring = self.ring.lock().expect("feed lock poisoned");
-        if after + 1 < ring.complete_from {
+        if after.saturating_add(1) < ring.complete_from {
             return Resume::Gap;
         }
         let rx = self.tx.subscribe();
-        let past = ring.changes.iter().filter(|c| c.index > after && c.event == event).cloned().collect();
+        // Changes are in index order: skip what the reader has by search.
+        let from = ring.changes.partition_point(|c| c.index <= after);
+        let past = ring.changes.range(from..).filter(|c| c.event == event).cloned().collect();
         Resume::Changes(past, rx)
     }
 }
@@ -133,6 +139,21 @@ mod tests {
         feed.reset(20);
         assert!(matches!(feed.resume(EventId(1), 14), Resume::Gap));
         assert!(matches!(feed.resume(EventId(1), 20), Resume::Changes(ref p, _) if p.is_empty()));
+    }
+
+    #[test]
+    fn any_resume_index_from_a_client_is_answered_without_panicking() {
+        let feed = Feed::new(10);
+        feed.push(vec![change(11, "A-1")]);
+        for after in [0, 9, 10, 11, u64::MAX - 1, u64::MAX] {
+            let _ = feed.resume(EventId(1), after);
+        }
+        let Resume::Changes(past, _) = feed.resume(EventId(1), u64::MAX) else { panic!("nothing after the end") };
+        assert!(past.is_empty());
+        // The feed still takes changes: the lock was not poisoned.
+        feed.push(vec![change(12, "A-2")]);
+        let Resume::Changes(past, _) = feed.resume(EventId(1), 11) else { panic!() };
+        assert_eq!(past, vec![change(12, "A-2")]);
     }
 
     #[test]
