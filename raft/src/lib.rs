@@ -27,6 +27,8 @@ mod client;
 pub mod debug;
 mod events;
 mod feed;
+#[cfg(test)]
+mod fuzz;
 mod network;
 mod node;
 mod query;
