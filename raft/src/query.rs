@@ -50,6 +50,8 @@ pub enum Query {
         pending_before_ms: Millis,
         /// Page size (capped).
         max: u32,
+        /// Intents after this id (exclusive), to page through all of them.
+        after: Option<String>,
     },
     /// The replica's applied index and state hash (convergence checks).
     Fingerprint,
@@ -144,9 +146,13 @@ pub fn answer(state: &State, query: &Query, now: Millis) -> Answer {
         Query::UserBookings(user) => Answer::Bookings(state.user_bookings(user, now)),
         Query::Ticket(id) => Answer::Ticket(state.ticket(*id)),
         Query::Waitlist(id) => Answer::Waitlist(state.waitlist_entry(*id)),
-        Query::PaymentsNeedingAction { pending_before_ms, max } => Answer::Intents(
-            state.payments_needing_action(*pending_before_ms, (*max).clamp(1, INTENTS_PAGE_MAX) as usize),
-        ),
+        Query::PaymentsNeedingAction { pending_before_ms, max, after } => {
+            Answer::Intents(state.payments_needing_action(
+                *pending_before_ms,
+                (*max).clamp(1, INTENTS_PAGE_MAX) as usize,
+                after.as_deref(),
+            ))
+        }
         Query::Fingerprint => Answer::Fingerprint { applied_index: state.last_index(), state_hash: state.state_hash() },
         Query::Queue { event, user } => Answer::Queue(state.queue(*event, user.as_deref(), now)),
         Query::QueueAudit { event, after, limit } => {

@@ -535,10 +535,18 @@ impl State {
 
     /// Payment intents the reconciler must act on: charges whose outcome has
     /// been unknown since `pending_before_ms` or earlier, and refunds owed.
-    pub fn payments_needing_action(&self, pending_before_ms: Millis, max: usize) -> Vec<IntentView> {
+    pub fn payments_needing_action(
+        &self,
+        pending_before_ms: Millis,
+        max: usize,
+        after: Option<&str>,
+    ) -> Vec<IntentView> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.p
             .intents
-            .values()
+            .range::<str, _>((from, Bound::Unbounded))
+            .map(|(_, i)| i)
             .filter(|i| match i.state {
                 IntentState::Pending => i.updated_at_ms <= pending_before_ms,
                 IntentState::RefundDue => true,

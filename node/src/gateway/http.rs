@@ -203,8 +203,40 @@ impl FromRequestParts<Gateway> for Caller {
 /// Largest idempotency key.
 pub(crate) const IDEMPOTENCY_KEY_BYTES_MAX: usize = 200;
 
-/// The request's `Idempotency-Key`, or a fresh one when it has none.
+/// Keys up to this long become the request id as they are (`key:` and the
+/// key); longer ones by their digest. Either way the request id fits the
+/// log's id bound (128 bytes), so the one rule callers see is this module's:
+/// 1 to [`IDEMPOTENCY_KEY_BYTES_MAX`] visible ASCII characters.
+const KEY_INLINE_BYTES_MAX: usize = 124;
+
+/// The request id of the request's `Idempotency-Key`, or a fresh one when
+/// it has none. Every form starts with a prefix of its own (`key:`,
+/// `keyh:`, `auto:`), which the ids derived for a payment's steps never use.
 pub(crate) struct IdemKey(pub(crate) String);
+
+impl IdemKey {
+    /// The request id for a key a caller sent, or why it is refused.
+    fn of(key: &[u8]) -> Result<IdemKey, ApiError> {
+        if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX {
+            return Err(ApiError::bad_request(format!(
+                "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} bytes"
+            )));
+        }
+        // Visible ASCII and spaces only: the log refuses control
+        // characters (a tab passes an HTTP header), and a key refused there
+        // would be refused after the gateway already acted on it.
+        if !key.iter().all(|b| (0x20..=0x7e).contains(b)) {
+            return Err(ApiError::bad_request("Idempotency-Key must be visible ASCII"));
+        }
+        let key = std::str::from_utf8(key).expect("checked ASCII");
+        if key.len() <= KEY_INLINE_BYTES_MAX {
+            Ok(IdemKey(format!("key:{key}")))
+        } else {
+            use sha2::Digest;
+            Ok(IdemKey(format!("keyh:{}", hex::encode(sha2::Sha256::digest(key.as_bytes())))))
+        }
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IdemKey {
     type Rejection = ApiError;
@@ -212,15 +244,37 @@ impl<S: Send + Sync> FromRequestParts<S> for IdemKey {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         match parts.headers.get("idempotency-key") {
             None => Ok(IdemKey(format!("auto:{}", uuid::Uuid::new_v4()))),
-            Some(v) => {
-                let key = v.to_str().map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))?;
-                if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX {
-                    return Err(ApiError::bad_request(format!(
-                        "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} bytes"
-                    )));
-                }
-                Ok(IdemKey(format!("key:{key}")))
+            Some(v) => IdemKey::of(v.as_bytes()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_accepted_key_makes_a_request_id_the_log_accepts() {
+        let limits = statemachine::Limits::default();
+        for len in 1..=IDEMPOTENCY_KEY_BYTES_MAX {
+            for fill in ["k", "#", "~"] {
+                let key = fill.repeat(len);
+                let id = IdemKey::of(key.as_bytes()).unwrap().0;
+                assert!(id.len() <= limits.id_bytes_max as usize, "{len}-byte key gives {} bytes", id.len());
             }
         }
+        assert!(IdemKey::of(&[b'k'; IDEMPOTENCY_KEY_BYTES_MAX + 1]).is_err());
+        assert!(IdemKey::of(b"").is_err());
+        assert!(IdemKey::of(b"a\tb").is_err(), "a tab passes HTTP but not the log");
+        assert!(IdemKey::of("é".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn long_and_short_keys_never_share_a_request_id() {
+        let long = "k".repeat(KEY_INLINE_BYTES_MAX + 1);
+        let a = IdemKey::of(long.as_bytes()).unwrap().0;
+        let b = IdemKey::of(long[..KEY_INLINE_BYTES_MAX].as_bytes()).unwrap().0;
+        assert_ne!(a, b);
+        assert!(a.starts_with("keyh:") && b.starts_with("key:"));
     }
 }

@@ -22,8 +22,11 @@ use super::ids::{BOOKING, HOLD};
 use super::payments::{ChargeOutcome, ChargeRequest, LookupOutcome};
 use super::{views, Gateway};
 
-/// Intents reconciled per group per round.
-const RECONCILE_BATCH_MAX: u32 = 100;
+/// Intents read per page while reconciling.
+const RECONCILE_PAGE_MAX: u32 = 100;
+/// Intents reconciled per group per round; the next round goes on from
+/// where this one stopped, so every intent is reached however many there are.
+const RECONCILE_ROUND_INTENTS_MAX: usize = 10_000;
 /// The command client of reconciliation.
 const RECONCILER: &str = "gateway-reconciler";
 
@@ -43,7 +46,7 @@ pub(crate) async fn pay(
     let hold_ext = HOLD.format(group, hold.0);
     let intent = format!("{hold_ext}/{}", uuid::Uuid::new_v5(&INTENT_NAMESPACE, format!("{user}\n{key}").as_bytes()));
     let begin = Op::BeginPayment { hold, user: user.to_string(), intent: intent.clone() };
-    let (booking, amount, currency) = match gw.propose(group, user, &format!("{key}#begin"), begin).await?.result {
+    let (booking, amount, currency) = match gw.propose(group, user, &step_request("begin", key), begin).await?.result {
         Ok(Outcome::PaymentStarted { booking, amount, currency }) => (booking, amount, currency),
         Ok(_) => return Err(ApiError::internal("the shard answered a different command")),
         Err(r) => return Err(rejection(r, group)),
@@ -52,12 +55,12 @@ pub(crate) async fn pay(
     match gw.payments().charge(&charge).await {
         ChargeOutcome::Captured { .. } => {
             let confirm = Op::ConfirmHold { hold, user: user.to_string(), intent: intent.clone() };
-            let applied = gw.propose(group, user, &format!("{key}#confirm"), confirm).await?;
-            settle_confirm(gw, group, &intent, amount, applied.result, &format!("{key}#refund"), user).await
+            let applied = gw.propose(group, user, &step_request("confirm", key), confirm).await?;
+            settle_confirm(gw, group, &intent, amount, applied.result, &step_request("refund", key), user).await
         }
         ChargeOutcome::Declined { reason } => {
             let fail = Op::FailPayment { intent, reason: reason.clone(), release_hold: false };
-            match gw.propose(group, user, &format!("{key}#fail"), fail).await?.result {
+            match gw.propose(group, user, &step_request("fail", key), fail).await?.result {
                 Ok(_) => {}
                 Err(r) => tracing::warn!("recording a declined charge failed: {r}"),
             }
@@ -76,6 +79,20 @@ pub(crate) async fn pay(
             ))
         }
     }
+}
+
+/// The request id of one step of the payment of the request `key`.
+///
+/// A fixed-size digest of the key under a prefix no route's own request id
+/// has (those start with `key:`, `keyh:` or `auto:`, see `http::IdemKey`):
+/// a user cannot pick a key that collides with another request's step, and
+/// no key, however long, makes one step's id too long for the log while
+/// another fits. Retrying with the same key gives the same ids, which is
+/// what makes each step exactly-once.
+fn step_request(step: &str, key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    format!("pay-{step}:{}", hex::encode(&digest[..16]))
 }
 
 /// After a captured charge: the booking, or the refund and the reason.
@@ -102,12 +119,18 @@ async fn settle_confirm(
         }
         Ok(_) => Err(ApiError::internal("the shard answered a different command")),
         Err(r) => {
-            // The charge went through but the log will not take it (the
-            // intent was failed meanwhile): the money goes straight back.
-            if let Err(e) = gw.payments().refund(intent, amount).await {
-                tracing::error!(
+            // The charge went through but the log refused the confirm (a
+            // charge captured after its intent was settled answers
+            // `NotBooked` above, so this is not expected). The money goes
+            // back, and the intent is settled in the log so that it does not
+            // stay pending; if the refund fails, the intent stays pending and
+            // reconciliation finds the capture and confirms or refunds it.
+            tracing::warn!("the log refused the confirm of the captured {intent}: {r}; refunding");
+            match gw.payments().refund(intent, amount).await {
+                Ok(()) => settle_refunded(gw, group, intent, client).await,
+                Err(e) => tracing::error!(
                     "refund of {intent} after a refused confirm failed: {e}; reconciliation must pick it up"
-                );
+                ),
             }
             Err(rejection(r, group))
         }
@@ -131,22 +154,71 @@ async fn refund(gw: &Gateway, group: u64, intent: &str, amount: u64, client: &st
     true
 }
 
-/// One round of reconciliation over every group.
+/// A pending intent whose money went back at the provider: settled in the
+/// log as failed (the hold stays the user's, as after a decline), so it is
+/// neither reconciled again nor kept for ever.
+async fn settle_refunded(gw: &Gateway, group: u64, intent: &str, client: &str) {
+    let op = Op::FailPayment { intent: intent.to_string(), reason: "refunded".into(), release_hold: false };
+    match gw.propose(group, client, &format!("settle:{intent}:refunded"), op).await.map(|a| a.result) {
+        Ok(Ok(_)) => {}
+        Ok(Err(r)) => tracing::warn!("settling the refunded {intent}: {r}"),
+        Err(e) => tracing::warn!("settling the refunded {intent}: {}", e.message),
+    }
+}
+
+/// Where each group's reconciliation goes on from: the last intent id it
+/// handled (none: from the start).
+#[derive(Default)]
+pub(crate) struct Cursors(std::sync::Mutex<std::collections::BTreeMap<u64, String>>);
+
+impl Cursors {
+    fn take(&self, group: u64) -> Option<String> {
+        self.0.lock().expect("cursor lock poisoned").remove(&group)
+    }
+
+    fn set(&self, group: u64, after: String) {
+        self.0.lock().expect("cursor lock poisoned").insert(group, after);
+    }
+}
+
+/// One round of reconciliation over every group: up to
+/// [`RECONCILE_ROUND_INTENTS_MAX`] intents each, in id order, going on from
+/// where the last round stopped and starting over once the end is reached.
+/// Intents the provider cannot decide yet are passed by, so no number of
+/// them keeps the reconciler from the ones behind.
 pub(crate) async fn reconcile_once(gw: &Gateway) {
     for group in gw.groups() {
         // A younger pending intent's charge may still be in flight.
         let before = gw.now_ms().saturating_sub(gw.payment_grace_ms());
-        let query = Query::PaymentsNeedingAction { pending_before_ms: before, max: RECONCILE_BATCH_MAX };
-        let intents = match gw.read(group, query).await {
-            Ok(Answer::Intents(list)) => list,
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::debug!("reconciliation of group {group} skipped: {}", e.message);
-                continue;
+        let mut after = gw.reconcile_cursors().take(group);
+        let mut handled = 0;
+        while handled < RECONCILE_ROUND_INTENTS_MAX {
+            let query = Query::PaymentsNeedingAction {
+                pending_before_ms: before,
+                max: RECONCILE_PAGE_MAX,
+                after: after.clone(),
+            };
+            let intents = match gw.read(group, query).await {
+                Ok(Answer::Intents(list)) => list,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!("reconciliation of group {group} paused: {}", e.message);
+                    break;
+                }
+            };
+            for intent in &intents {
+                reconcile_intent(gw, group, intent).await;
             }
-        };
-        for intent in intents {
-            reconcile_intent(gw, group, &intent).await;
+            handled += intents.len();
+            if intents.len() < RECONCILE_PAGE_MAX as usize {
+                // The end: the next round starts over.
+                after = None;
+                break;
+            }
+            after = intents.last().map(|i| i.id.clone());
+        }
+        if let Some(after) = after {
+            gw.reconcile_cursors().set(group, after);
         }
     }
 }
@@ -180,7 +252,10 @@ async fn reconcile_intent(gw: &Gateway, group: u64, intent: &IntentView) {
             }
             LookupOutcome::Pending => {}
             LookupOutcome::Refunded { .. } => {
-                tracing::error!("intent {id} is pending in the log but refunded at the provider");
+                // A capture refunded outside the saga's refund step (a
+                // refused confirm whose settling did not reach the log).
+                tracing::info!("intent {id} is pending in the log but refunded at the provider: settling it");
+                settle_refunded(gw, group, id, RECONCILER).await;
             }
         },
         _ => {}

@@ -77,7 +77,7 @@ fn confirm_makes_a_booking_with_one_ticket_per_seat() {
     assert_eq!(view.tickets, receipt.tickets);
     assert_eq!(h.state.user_bookings("alice", h.now), vec![view]);
     assert_eq!(intent_state(&h, "pi-1"), IntentState::Captured);
-    assert!(h.state.payments_needing_action(u64::MAX, 10).is_empty());
+    assert!(h.state.payments_needing_action(u64::MAX, 10, None).is_empty());
     assert!(h.state.user_holds("alice", h.now).is_empty());
 }
 
@@ -97,7 +97,7 @@ fn confirm_of_an_expired_hold_with_free_seats_owes_a_refund() {
         ]
     );
     assert_eq!(intent_state(&h, "pi-1"), IntentState::RefundDue);
-    let owed = h.state.payments_needing_action(0, 10);
+    let owed = h.state.payments_needing_action(0, 10, None);
     assert_eq!(owed.len(), 1);
     assert_eq!(owed[0].id, "pi-1");
     assert_eq!(owed[0].state, IntentState::RefundDue);
@@ -347,7 +347,7 @@ fn record_refund_settles_a_refund_due_and_is_idempotent() {
     assert_eq!(outcome, Outcome::RefundRecorded { amount: 1_500_000 });
     assert!(events.is_empty());
     assert_eq!(intent_state(&h, "pi-1"), IntentState::Refunded);
-    assert!(h.state.payments_needing_action(u64::MAX, 10).is_empty());
+    assert!(h.state.payments_needing_action(u64::MAX, 10, None).is_empty());
     // A new request recording the same refund changes nothing.
     let before = h.state.snapshot();
     assert_eq!(h.ok(Op::RecordRefund { intent: "pi-1".into() }), Outcome::RefundRecorded { amount: 1_500_000 });
@@ -376,7 +376,7 @@ fn a_pending_booking_fails_once_the_hold_is_gone_and_no_charge_is_pending() {
     assert_eq!(h.state.booking(booking, h.now).unwrap().status, BookingViewStatus::Pending);
     h.sweep(10);
     assert_eq!(h.state.booking(booking, h.now).unwrap().status, BookingViewStatus::Pending);
-    let view = h.state.payments_needing_action(h.now, 10);
+    let view = h.state.payments_needing_action(h.now, 10, None);
     assert_eq!(view.iter().map(|i| (i.id.as_str(), i.state)).collect::<Vec<_>>(), vec![("pi-1", IntentState::Pending)]);
     h.ok(fail_op("pi-1", false));
     let view = h.state.booking(booking, h.now).unwrap();
@@ -402,8 +402,8 @@ fn pending_charges_need_action_only_once_old_enough() {
     let r = h.hold(event, "alice", &["Floor-A-2"]);
     let started = h.now;
     h.begin(r.hold, "alice", "pi-1");
-    assert!(h.state.payments_needing_action(started - 1, 10).is_empty());
-    let due = h.state.payments_needing_action(started, 10);
+    assert!(h.state.payments_needing_action(started - 1, 10, None).is_empty());
+    let due = h.state.payments_needing_action(started, 10, None);
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].amount, 1_500_000);
     assert_eq!(due[0].user, "alice");
