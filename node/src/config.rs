@@ -122,6 +122,9 @@ pub struct GatewaySection {
     /// Burst of waiting-room joins from one client address.
     #[serde(default = "defaults::join_addr_burst_max")]
     pub join_addr_burst_max: u32,
+    /// Live streams (seat maps and waiting-room positions) served at once.
+    #[serde(default = "defaults::streams_max")]
+    pub streams_max: usize,
     /// How long a call to the cluster may keep retrying before 503.
     #[serde(default = "defaults::cluster_budget_ms")]
     pub cluster_budget_ms: u64,
@@ -204,6 +207,9 @@ mod defaults {
     pub(super) fn user_burst_max() -> u32 {
         40
     }
+    pub(super) fn streams_max() -> usize {
+        10_000
+    }
     pub(super) fn cluster_budget_ms() -> u64 {
         5_000
     }
@@ -253,7 +259,40 @@ impl Config {
             ConfigError(errors.join("; "))
         })?;
         config.validate()?;
+        config.check_dev_mode(std::env::vars(), std::env::var(crate::debug::ALLOW_ENV).ok().as_deref())?;
         Ok(config)
+    }
+
+    /// Dev mode mints tokens with any roles for anyone who reaches the
+    /// gateway, so it is never switched on by accident: only the
+    /// configuration file turns it on (an environment variable or flag is
+    /// refused), and a gateway on a non-loopback address needs the same
+    /// explicit allowance as the debug hooks.
+    fn check_dev_mode(
+        &self,
+        env: impl IntoIterator<Item = (String, String)>,
+        allow: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        let from_env = env.into_iter().any(|(k, _)| k.eq_ignore_ascii_case("TICKETD_GATEWAY__DEV_MODE"));
+        if from_env {
+            return Err(bad(
+                "gateway.dev_mode",
+                "can only be set in the configuration file (TICKETD_GATEWAY__DEV_MODE is refused)",
+            ));
+        }
+        let Some(gateway) = self.gateway.as_ref().filter(|g| g.dev_mode) else { return Ok(()) };
+        if !gateway.http_listen.ip().is_loopback() && allow != Some(crate::debug::ALLOW_VALUE) {
+            return Err(bad(
+                "gateway.dev_mode",
+                format!(
+                    "hands out admin tokens to anyone who reaches {}; off loopback it needs {}={}",
+                    gateway.http_listen,
+                    crate::debug::ALLOW_ENV,
+                    crate::debug::ALLOW_VALUE
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Parses a whole configuration from TOML text (tests, `ticketd dev`).
@@ -349,6 +388,9 @@ impl Config {
             if gateway.payment_grace_ms <= gateway.payment_timeout_ms {
                 return Err(bad("gateway.payment_grace_ms", "must exceed gateway.payment_timeout_ms"));
             }
+            if gateway.streams_max == 0 || gateway.streams_max > 1_000_000 {
+                return Err(bad("gateway.streams_max", "must be between 1 and 1,000,000"));
+            }
             if gateway.join_addr_per_sec == 0 || gateway.join_addr_burst_max == 0 {
                 return Err(bad("gateway.join_addr_per_sec", "rate limits must be positive"));
             }
@@ -406,6 +448,29 @@ ticket_key_seed = "0000000000000000000000000000000000000000000000000000000000000
         assert_eq!((s.heartbeat_ms, s.election_timeout_ms), (100, 500));
         assert_eq!(c.gateway.unwrap().body_bytes_max, 64 * 1024);
         assert_eq!(c.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn dev_mode_comes_only_from_the_file_and_stays_on_loopback_unless_allowed() {
+        let dev = Config::from_toml(&format!("{GOOD}dev_mode = true\n")).unwrap();
+        assert!(dev.check_dev_mode(Vec::new(), None).is_ok());
+        let env = vec![("TICKETD_GATEWAY__DEV_MODE".to_string(), "true".to_string())];
+        let plain = Config::from_toml(GOOD).unwrap();
+        let err = plain.check_dev_mode(env.clone(), None).unwrap_err().to_string();
+        assert!(err.contains("gateway.dev_mode") && err.contains("configuration file"), "{err}");
+        let lower = vec![("ticketd_gateway__dev_mode".to_string(), "1".to_string())];
+        assert!(plain.check_dev_mode(lower, None).is_err(), "figment reads keys case-insensitively");
+        let open = Config::from_toml(
+            &GOOD
+                .replace("127.0.0.1:8080", "0.0.0.0:8080")
+                .replace("ticket_key_seed", "dev_mode = true\nticket_key_seed"),
+        )
+        .unwrap();
+        let err = open.check_dev_mode(Vec::new(), None).unwrap_err().to_string();
+        assert!(err.contains("0.0.0.0:8080") && err.contains(crate::debug::ALLOW_ENV), "{err}");
+        assert!(open.check_dev_mode(Vec::new(), Some(crate::debug::ALLOW_VALUE)).is_ok());
+        let quiet = Config::from_toml(&GOOD.replace("127.0.0.1:8080", "0.0.0.0:8080")).unwrap();
+        assert!(quiet.check_dev_mode(Vec::new(), None).is_ok(), "no dev mode, nothing to allow");
     }
 
     fn error_of(text: &str) -> String {

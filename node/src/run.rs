@@ -88,6 +88,13 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + S
             let budget = Duration::from_millis(g.cluster_budget_ms);
             let gw_client =
                 ClusterClient::new(peers.values().cloned().collect(), &secret, Duration::from_secs(2), budget);
+            if g.dev_mode {
+                tracing::warn!(
+                    addr = %g.http_listen,
+                    "DEV MODE: POST /v1/dev/token mints tokens with any roles (admin included) for anyone who reaches \
+                     this gateway; never run a deployment like this"
+                );
+            }
             let gw = Gateway::new(GatewaySettings {
                 cluster: gw_client,
                 regions: config.cluster.regions.clone(),
@@ -98,6 +105,7 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + S
                 body_bytes_max: g.body_bytes_max,
                 user_requests_per_sec: g.user_requests_per_sec,
                 user_burst_max: g.user_burst_max,
+                streams_max: g.streams_max,
                 join_addr_per_sec: g.join_addr_per_sec,
                 join_addr_burst_max: g.join_addr_burst_max,
                 metrics: metrics.clone(),
@@ -295,4 +303,19 @@ impl Shard for RaftShard {
         let clock = self.node.local_read(self.group, State::clock_ms).unwrap_or(0);
         crate::shard::wall_clock_ms().max(clock)
     }
+}
+
+/// Makes every panic stop the process. A panic is a broken invariant (input
+/// never reaches one: it is refused with a typed error first), and tokio
+/// would otherwise end only the task that panicked: a panic inside a state
+/// machine apply or under a lock would leave the node serving from poisoned
+/// state, answering "channel closed" for ever. Stopping instead lets the
+/// supervisor restart the replica from its durable log, as after a crash.
+pub fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        tracing::error!("panic: {info}; stopping the process so that it restarts from durable state");
+        std::process::abort();
+    }));
 }

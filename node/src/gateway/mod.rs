@@ -1,4 +1,4 @@
-//! The gateway role: the HTTP API of `../shared/api-contract.md`, routed to
+//! The gateway role: the HTTP API of `docs/api-contract.md`, routed to
 //! the leaders of the region groups over gRPC.
 //!
 //! # Layout
@@ -75,6 +75,8 @@ pub struct GatewaySettings {
     pub payment_grace_ms: u64,
     /// Webhooks for domain events (the log sink is always on).
     pub webhooks: Option<notify::Webhooks>,
+    /// Live streams served at once.
+    pub streams_max: usize,
     /// Waiting-room joins per second from one address.
     pub join_addr_per_sec: u32,
     /// Burst of joins from one address.
@@ -108,7 +110,16 @@ struct Inner {
     streams: Arc<tokio::sync::Semaphore>,
     webhooks: Option<notify::Webhooks>,
     rooms: queue::Rooms,
+    reconcile: saga::Cursors,
+    seat_maps: tokio::sync::Semaphore,
 }
+
+/// Seat maps one gateway builds at once. A map is read under the group's
+/// state lock on the leader (a stadium's is megabytes), so a flood of them
+/// would hold up every apply; past this many they wait their turn.
+const SEAT_MAPS_INFLIGHT_MAX: usize = 4;
+/// How long a seat map waits for its turn before the caller is told to retry.
+const SEAT_MAP_WAIT: Duration = Duration::from_secs(2);
 
 fn wall_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -137,9 +148,11 @@ impl Gateway {
                 catalog: catalog::Catalog::new(search),
                 metrics: settings.metrics,
                 payment_grace_ms: settings.payment_grace_ms,
-                streams: Arc::new(tokio::sync::Semaphore::new(stream::STREAMS_MAX)),
+                streams: Arc::new(tokio::sync::Semaphore::new(settings.streams_max)),
                 webhooks: settings.webhooks,
                 rooms,
+                reconcile: saga::Cursors::default(),
+                seat_maps: tokio::sync::Semaphore::new(SEAT_MAPS_INFLIGHT_MAX),
             }),
         })
     }
@@ -304,12 +317,28 @@ impl Gateway {
         }
     }
 
-    /// A place for one more seat stream, or 503 when the gateway serves
-    /// [`stream::STREAMS_MAX`] already.
+    /// A place for one more live stream, or 503 when the gateway serves
+    /// its `streams_max` already.
     pub(crate) fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         Arc::clone(&self.inner.streams).try_acquire_owned().map_err(|_| {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_streams", "too many seat streams").retry_after(5)
         })
+    }
+
+    /// A turn to build a seat map, or 503 `busy` when none comes in time.
+    pub(crate) async fn seat_map_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        match tokio::time::timeout(SEAT_MAP_WAIT, self.inner.seat_maps.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                metrics::counter!("gateway_seat_maps_refused_total").increment(1);
+                Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many seat maps are being built")
+                    .retry_after(1))
+            }
+        }
+    }
+
+    pub(crate) fn reconcile_cursors(&self) -> &saga::Cursors {
+        &self.inner.reconcile
     }
 
     pub(crate) fn payment_grace_ms(&self) -> u64 {

@@ -597,7 +597,10 @@ pub(crate) async fn stream(
                 Err(e) if e.code == "not_on_sale" => ("closed", json!({"error": {"code": e.code}}), true),
                 Err(e) => {
                     tracing::debug!("queue stream of event {id}: {}", e.message);
-                    tokio::time::sleep(STREAM_TICK).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(STREAM_TICK) => {}
+                        _ = tx.closed() => return,
+                    }
                     continue;
                 }
             };
@@ -614,7 +617,12 @@ pub(crate) async fn stream(
             if last_one {
                 return;
             }
-            tokio::time::sleep(STREAM_TICK).await;
+            // A client that left frees its stream place at once, not when
+            // its position next changes.
+            tokio::select! {
+                _ = tokio::time::sleep(STREAM_TICK) => {}
+                _ = tx.closed() => return,
+            }
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);

@@ -177,6 +177,7 @@ async fn metrics_text(State(gw): State<Gateway>) -> Response {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DevTokenReq {
+    #[schema(min_length = 1, max_length = 128)]
     user_id: String,
     #[serde(default)]
     roles: Vec<String>,
@@ -302,7 +303,9 @@ struct SectionReq {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RowReq {
+    #[schema(min_length = 1, max_length = 200)]
     label: String,
+    #[schema(minimum = 1, maximum = 2000)]
     seats: u32,
 }
 
@@ -362,13 +365,16 @@ struct EventReq {
     genre: String,
     language: String,
     currency: String,
+    /// Price per seat category in minor units, each 0 to 1,000,000,000,000.
     prices: BTreeMap<String, u64>,
     sale_opens_at: String,
     #[serde(default)]
     sale_closes_at: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     max_seats_per_hold: Option<u32>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3600)]
     hold_ttl_secs: Option<u32>,
     #[serde(default)]
     refund_policy: Option<Vec<TierReq>>,
@@ -487,6 +493,8 @@ async fn create_event(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
+    /// Words to match (at most 200 bytes, 8 words).
+    #[param(max_length = 200)]
     q: Option<String>,
     city: Option<String>,
     kind: Option<String>,
@@ -494,6 +502,7 @@ struct ListParams {
     language: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -583,11 +592,13 @@ async fn event_details(State(gw): State<Gateway>, Path(id): Path<String>) -> Api
     params(("event_id" = String, Path, description = "external id")),
     responses(
         (status = 200, description = "linearizable seat map `{\"event_id\", \"as_of_index\", \"seats\"}`"),
-        (status = 404, description = "event_not_found", body = ErrorBody)
+        (status = 404, description = "event_not_found", body = ErrorBody),
+        (status = 503, description = "busy: too many seat maps are being built; retry after `Retry-After`", body = ErrorBody)
     )
 )]
 async fn seat_map(State(gw): State<Gateway>, Path(id): Path<String>) -> ApiResult {
     let (group, event) = event_id(&gw, &id)?;
+    let _permit = gw.seat_map_permit().await?;
     match gw.read_indexed(group, Query::SeatMap(event)).await?.answer {
         Answer::SeatMap(Some(map)) => ok(views::seat_map(group, &map)),
         Answer::SeatMap(None) => Err(ApiError::not_found("event_not_found", "no such event")),
@@ -597,10 +608,53 @@ async fn seat_map(State(gw): State<Gateway>, Path(id): Path<String>) -> ApiResul
 
 // ---- holds ----
 
+/// Longest seat id or category name a request may carry: the state
+/// machine's text bound. Longer ones name nothing and are refused here,
+/// before anything reaches the log (or is echoed in an answer).
+const NAME_BYTES_MAX: usize = 200;
+
+fn check_seat_ids(seats: &[String]) -> Result<(), ApiError> {
+    let max = statemachine::EVENT_SEATS_PER_HOLD_MAX;
+    if seats.len() > max as usize {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "too_many_seats", format!("at most {max} seats per hold"))
+            .details(json!({"max": max})));
+    }
+    if seats.iter().any(|s| s.len() > NAME_BYTES_MAX) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_seats",
+            format!("a seat id has at most {NAME_BYTES_MAX} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_count(count: u32) -> Result<(), ApiError> {
+    let max = statemachine::EVENT_SEATS_PER_HOLD_MAX;
+    if count > max {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "too_many_seats", format!("at most {max} seats per hold"))
+            .details(json!({"max": max})));
+    }
+    Ok(())
+}
+
+fn check_category(category: &str) -> Result<(), ApiError> {
+    if category.is_empty() || category.len() > NAME_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_category",
+            format!("a category has 1 to {NAME_BYTES_MAX} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HoldReq {
+    /// Seat ids (each at most 200 bytes).
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 100)]
     seat_ids: Option<Vec<String>>,
     #[serde(default)]
     best_available: Option<BestReq>,
@@ -609,7 +663,9 @@ struct HoldReq {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BestReq {
+    #[schema(minimum = 1, maximum = 100)]
     count: u32,
+    #[schema(min_length = 1, max_length = 200)]
     category: String,
     #[serde(default)]
     together: bool,
@@ -649,12 +705,15 @@ async fn create_hold(
             if seats.is_empty() {
                 return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "no seats requested"));
             }
+            check_seat_ids(&seats)?;
             Selection::Seats(seats)
         }
         (None, Some(b)) => {
             if b.count == 0 {
                 return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "count must be at least 1"));
             }
+            check_count(b.count)?;
+            check_category(&b.category)?;
             Selection::Best { count: b.count, category: b.category, together: b.together, accessible: b.accessible }
         }
         _ => return Err(ApiError::bad_request("give exactly one of seat_ids and best_available")),
@@ -756,6 +815,7 @@ struct BookingReq {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentReq {
+    #[schema(min_length = 1, max_length = 200)]
     token: String,
 }
 
@@ -957,6 +1017,7 @@ async fn ticket_qr(State(gw): State<Gateway>, caller: Caller, Path(id): Path<Str
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TransferReq {
+    #[schema(min_length = 1, max_length = 128)]
     to_user: String,
 }
 
@@ -968,7 +1029,7 @@ struct TransferReq {
     params(("ticket_id" = String, Path, description = "external id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "the ticket with its new version and qr_payload"),
+        (status = 200, description = "`{\"ticket_id\", \"booking_id\", \"event_id\", \"seat_id\", \"holder\", \"version\", \"status\"}` with the new version and no `qr_payload`: only the new holder reads it (GET /v1/tickets/{ticket_id}), so the giver cannot check in ahead of the recipient"),
         (status = 400, description = "invalid_request", body = ErrorBody),
         (status = 401, description = "missing or invalid token", body = ErrorBody),
         (status = 403, description = "not the holder", body = ErrorBody),
@@ -993,18 +1054,12 @@ async fn transfer_ticket(
                 _ => return Err(wrong_answer()),
             };
             // Answer with the version this transfer made, even if the new
-            // holder has passed the ticket on since.
-            let claims = QrClaims {
-                ticket_id: TICKET.format(group, ticket.0),
-                event_id: EVENT.format(group, view.event.0),
-                seat_id: view.seat.clone(),
-                holder: req.to_user.clone(),
-                version,
-            };
-            let payload = gw.signer().sign(&claims);
-            ok(json!({"ticket_id": claims.ticket_id, "booking_id": BOOKING.format(group, view.booking.0),
-                      "event_id": claims.event_id, "seat_id": claims.seat_id, "holder": req.to_user,
-                      "version": version, "status": views::ticket_status(TicketStatus::Valid), "qr_payload": payload}))
+            // holder has passed the ticket on since. No QR payload: a code
+            // for the new version in the giver's hands would let them check
+            // in ahead of the recipient.
+            ok(json!({"ticket_id": TICKET.format(group, ticket.0), "booking_id": BOOKING.format(group, view.booking.0),
+                      "event_id": EVENT.format(group, view.event.0), "seat_id": view.seat, "holder": req.to_user,
+                      "version": version, "status": views::ticket_status(TicketStatus::Valid)}))
         }
         Ok(_) => Err(wrong_answer()),
         Err(r) => Err(rejection(r, group)),
@@ -1062,7 +1117,9 @@ async fn checkin(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WaitlistReq {
+    #[schema(minimum = 1, maximum = 100)]
     count: u32,
+    #[schema(min_length = 1, max_length = 200)]
     category: String,
 }
 
@@ -1075,8 +1132,9 @@ struct WaitlistReq {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "`{\"waitlist_id\", \"position\"}`"),
-        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 400, description = "invalid_request, invalid_seats, too_many_seats, invalid_category", body = ErrorBody),
         (status = 401, description = "missing or invalid token", body = ErrorBody),
+        (status = 403, description = "queue_required: the event's waiting room is active and no valid `X-Access-Token` for this user and event was sent", body = ErrorBody),
         (status = 404, description = "event_not_found", body = ErrorBody),
         (status = 409, description = "not_sold_out, already_waitlisted", body = ErrorBody)
     )
@@ -1085,10 +1143,20 @@ async fn join_waitlist(
     State(gw): State<Gateway>,
     caller: Caller,
     key: IdemKey,
+    headers: axum::http::HeaderMap,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<WaitlistReq>,
 ) -> ApiResult {
     let (group, event) = event_id(&gw, &id)?;
+    if req.count == 0 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "count must be at least 1"));
+    }
+    check_count(req.count)?;
+    check_category(&req.category)?;
+    // A waitlist offer becomes a hold, so joining needs what a hold needs:
+    // while the waiting room gates the event, the room's admission (the log
+    // checks it again).
+    gw.check_access(group, event, &id, &caller.user, &headers).await?;
     let op = Op::JoinWaitlist { event, user: caller.user.clone(), count: req.count, category: req.category };
     match gw.propose(group, &caller.user, &key.0, op).await?.result {
         Ok(Outcome::WaitlistJoined { waitlist, position }) => {
@@ -1154,7 +1222,7 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI document of the gateway, generated from the handlers.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Ticketing gateway API", version = "1", description = "The HTTP API of ../shared/api-contract.md."),
+    info(title = "Ticketing gateway API", version = "1", description = "The HTTP API of docs/api-contract.md (ranges of every input: its section Ranges and limits)."),
     modifiers(&BearerAuth),
     paths(
         healthz, readyz, metrics_text, openapi_json, dev_token, cluster, create_venue, create_event, list_events,

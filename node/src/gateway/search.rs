@@ -17,6 +17,12 @@ pub const LIMIT_MAX: usize = 100;
 const CANDIDATES_MAX: usize = 10_000;
 /// Words of a query at most.
 const QUERY_WORDS_MAX: usize = 8;
+/// Longest query text. Search runs on the runtime's threads (with Raft, in a
+/// node of both roles), so its cost per request must stay small.
+pub(crate) const QUERY_BYTES_MAX: usize = 200;
+/// Longest word matched with a typo: the automaton of a fuzzy term grows
+/// with its length (and its distinct characters); longer words match exactly.
+const FUZZY_WORD_CHARS_MAX: usize = 32;
 /// Index writer memory.
 const WRITER_BYTES: usize = 15_000_000;
 
@@ -82,6 +88,9 @@ pub enum SearchError {
     /// The query has too many words.
     #[error("a query has at most {QUERY_WORDS_MAX} words")]
     TooManyWords,
+    /// The query text is too long.
+    #[error("a query has at most {QUERY_BYTES_MAX} bytes")]
+    TooLong,
 }
 
 /// The search index of every event a gateway knows.
@@ -137,6 +146,9 @@ impl SearchIndex {
 
     /// Ids of the events whose text matches every word of `q`, with scores.
     fn text_matches(&self, q: &str) -> Result<Option<BTreeMap<String, f32>>, SearchError> {
+        if q.len() > QUERY_BYTES_MAX {
+            return Err(SearchError::TooLong);
+        }
         let words = words(q);
         if words.is_empty() {
             return Ok(None);
@@ -149,7 +161,7 @@ impl SearchIndex {
             .map(|w| {
                 let term = Term::from_field_text(self.text, w);
                 let exact: Box<dyn Query> = Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs));
-                let q: Box<dyn Query> = if w.chars().count() >= 4 {
+                let q: Box<dyn Query> = if (4..=FUZZY_WORD_CHARS_MAX).contains(&w.chars().count()) {
                     // Fuzzy matches all score alike, so an exact match is
                     // offered as a boosted alternative: it ranks first.
                     let boosted: Box<dyn Query> = Box::new(BoostQuery::new(exact, 2.0));
@@ -241,6 +253,19 @@ mod tests {
 
     fn text(q: &str) -> SearchQuery {
         SearchQuery { q: Some(q.into()), ..Default::default() }
+    }
+
+    #[test]
+    fn long_queries_are_refused_and_long_words_match_exactly() {
+        let i = index();
+        let long = "a".repeat(QUERY_BYTES_MAX + 1);
+        assert!(matches!(i.search(&text(&long)), Err(SearchError::TooLong)));
+        // The longest query allowed, one word of CJK characters (three bytes
+        // each, all distinct: the costliest automaton), answers at once.
+        let cjk: String = (0..QUERY_BYTES_MAX / 3).map(|k| char::from_u32(0x4e00 + k as u32).unwrap()).collect();
+        assert!(ids(&i, text(&cjk)).is_empty());
+        assert!(ids(&i, text(&"avengers".repeat(4))).is_empty());
+        assert_eq!(ids(&i, text("avangers")), ["e1"], "short words still tolerate a typo");
     }
 
     #[test]

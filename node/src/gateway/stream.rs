@@ -27,8 +27,6 @@ use super::Gateway;
 
 /// Events buffered per client before a slow client is cut off.
 const CLIENT_BUFFER_MAX: usize = 4_096;
-/// Streams one gateway serves at once.
-pub(crate) const STREAMS_MAX: usize = 10_000;
 
 fn seat_event(seat: &str, status: &str, index: u64, last_of_entry: bool) -> Event {
     let event =
@@ -46,7 +44,7 @@ fn seat_event(seat: &str, status: &str, index: u64, last_of_entry: bool) -> Even
     tag = "Browse",
     params(
         ("event_id" = String, Path, description = "external id"),
-        ("Last-Event-ID" = Option<String>, Header, description = "resume after this log index")
+        ("Last-Event-ID" = Option<String>, Header, description = "resume after this state index (a decimal no later than the log's; later ones are refused with 400 and details.as_of_index)")
     ),
     responses(
         (status = 200, description = "`text/event-stream` of `event: seat` with `id: <log index>` and `data: {\"seat_id\", \"status\", \"index\"}`"),
@@ -63,11 +61,6 @@ pub(crate) async fn seat_stream(
     let (group, n) = EVENT.parse_or_404(&id)?;
     let group = gw.known_group(group, ApiError::not_found("event_not_found", "no such event"))?;
     let event = EventId(n);
-    // The event must exist; this is also the first linearizable look.
-    match gw.read(group, Query::Event(event)).await? {
-        Answer::Event(Some(_)) => {}
-        _ => return Err(ApiError::not_found("event_not_found", "no such event")),
-    }
     let resume = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(
@@ -77,7 +70,27 @@ pub(crate) async fn seat_stream(
                 .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a log index"))?,
         ),
     };
+    // Cheap refusals first: a stream place is taken before the read, so a
+    // full gateway costs no linearizable read per refused client.
     let permit = gw.stream_permit()?;
+    // The event must exist; this is also the first linearizable look.
+    let read = gw.read_indexed(group, Query::Event(event)).await?;
+    match read.answer {
+        Answer::Event(Some(_)) => {}
+        _ => return Err(ApiError::not_found("event_not_found", "no such event")),
+    }
+    // Every id this stream ever sent is a state index the log had applied
+    // when it was sent, so a resume point past what a linearizable read
+    // sees was never sent: it is refused, not waited for.
+    if let Some(after) = resume {
+        if after > read.applied_index {
+            return Err(ApiError::bad_request(format!(
+                "Last-Event-ID {after} is ahead of the log (at {})",
+                read.applied_index
+            ))
+            .details(json!({"as_of_index": read.applied_index})));
+        }
+    }
     let (tx, rx) = mpsc::channel::<Event>(CLIENT_BUFFER_MAX);
     tokio::spawn(async move {
         let _permit = permit;
@@ -106,15 +119,22 @@ async fn pump(
             Ok(w) => w,
             Err(e) => {
                 tracing::debug!("watching group {group}: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if tx.is_closed() {
-                    return Ok(());
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = tx.closed() => return Ok(()),
                 }
                 continue;
             }
         };
         loop {
-            match watch.next().await {
+            // A quiet event sends nothing for hours: the client leaving must
+            // end the task (and free its stream place) without waiting for
+            // the next change.
+            let next = tokio::select! {
+                next = watch.next() => next,
+                _ = tx.closed() => return Ok(()),
+            };
+            match next {
                 Some(Watch::Changes(changes)) => {
                     after = send_changes(changes, after, tx).await?;
                 }
@@ -145,9 +165,12 @@ async fn send_changes(changes: Vec<SeatChange>, mut after: u64, tx: &mpsc::Sende
 
 /// Sends every seat of the map as of a linearizable read; returns its index.
 async fn full_map(gw: &Gateway, group: u64, event: EventId, tx: &mpsc::Sender<Event>) -> Result<u64, String> {
-    let map = match gw.read(group, Query::SeatMap(event)).await.map_err(|e| e.message)? {
-        Answer::SeatMap(Some(map)) => map,
-        _ => return Err("the event is gone".into()),
+    let map = {
+        let _turn = gw.seat_map_permit().await.map_err(|e| e.message)?;
+        match gw.read(group, Query::SeatMap(event)).await.map_err(|e| e.message)? {
+            Answer::SeatMap(Some(map)) => map,
+            _ => return Err("the event is gone".into()),
+        }
     };
     let count = map.seats.len();
     for (i, s) in map.seats.iter().enumerate() {
