@@ -648,7 +648,7 @@ impl Client {
     }
 
     /// Gives a ticket to another user; the old payload no longer checks in.
-    pub async fn transfer_ticket(&self, ticket_id: &str, to_user: &str) -> Result<Ticket> {
+    pub async fn transfer_ticket(&self, ticket_id: &str, to_user: &str) -> Result<TransferredTicket> {
         let path = format!("/v1/tickets/{}/transfer", seg(ticket_id));
         self.json(Call::mutate(Method::POST, path, Some(json!({"to_user": to_user})))).await
     }

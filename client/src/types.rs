@@ -487,6 +487,26 @@ pub struct Ticket {
     pub qr_payload: String,
 }
 
+/// A ticket as its transfer answers it: the new holder and version, and no
+/// QR payload (only the new holder reads it, with [`crate::Client::ticket`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferredTicket {
+    /// Id.
+    pub ticket_id: String,
+    /// Its booking.
+    pub booking_id: String,
+    /// The event.
+    pub event_id: String,
+    /// The seat.
+    pub seat_id: String,
+    /// The new holder (user id).
+    pub holder: String,
+    /// The new version; payloads of older versions no longer check in.
+    pub version: u32,
+    /// `valid`.
+    pub status: String,
+}
+
 /// The answer to a successful check-in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckIn {

@@ -189,6 +189,9 @@ async fn every_call_of_the_sdk_against_a_real_cluster() {
     assert_eq!(moved.holder, "bob");
     assert!(moved.version > ticket.version);
     assert_eq!(code(&scanner.check_in(&ticket.qr_payload).await.unwrap_err()), ErrorCode::InvalidTicket);
+    assert_eq!(code(&alice.ticket(&ticket.ticket_id).await.unwrap_err()), ErrorCode::Forbidden, "only bob reads it");
+    let moved = bob.ticket(&ticket.ticket_id).await.unwrap();
+    assert_eq!((moved.holder.as_str(), moved.version), ("bob", ticket.version + 1));
     assert_eq!(code(&alice.check_in(&moved.qr_payload).await.unwrap_err()), ErrorCode::Forbidden);
     let done = scanner.check_in(&moved.qr_payload).await.unwrap();
     assert_eq!(done.seat_id, ticket.seat_id);

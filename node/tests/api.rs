@@ -370,7 +370,12 @@ async fn holds_bookings_tickets_and_waitlist() {
     assert_eq!(moved["version"], 2);
     let (s, v) = api.req(Method::POST, "/v1/checkin", Some(&scanner), Some(json!({"qr_payload": old_payload}))).await;
     assert_eq!((s, code(&v)), (400, "invalid_ticket"), "the old version no longer checks in");
-    let new_payload = moved["qr_payload"].as_str().unwrap();
+    assert!(moved.get("qr_payload").is_none(), "the giver never holds a code for the new version: {moved}");
+    let (s, v) = api.req(Method::GET, &format!("/v1/tickets/{ticket}"), Some(&alice), None).await;
+    assert_eq!(s, 403, "the previous holder no longer reads the ticket: {v}");
+    let (s, t) = api.req(Method::GET, &format!("/v1/tickets/{ticket}"), Some(&bob), None).await;
+    assert_eq!((s, t["holder"].as_str(), t["version"].as_u64()), (200, Some("bob"), Some(2)), "{t}");
+    let new_payload = t["qr_payload"].as_str().unwrap();
     let (s, v) = api.req(Method::POST, "/v1/checkin", Some(&bob), Some(json!({"qr_payload": new_payload}))).await;
     assert_eq!(s, 403, "only scanners check in: {v}");
     let (s, v) = api.req(Method::POST, "/v1/checkin", Some(&scanner), Some(json!({"qr_payload": new_payload}))).await;
