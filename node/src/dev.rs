@@ -68,8 +68,27 @@ fn secrets(dir: &Path) -> anyhow::Result<Secrets> {
         return toml::from_str(&text).with_context(|| format!("parsing {}", path.display()));
     }
     let s = Secrets { cluster_secret: random_hex(16), jwt_secret: random_hex(32), ticket_key_seed: random_hex(32) };
-    std::fs::write(&path, toml::to_string(&s)?).with_context(|| format!("writing {}", path.display()))?;
+    write_private(&path, &toml::to_string(&s)?)?;
     Ok(s)
+}
+
+/// Writes a file only its owner can read: the secrets and the node configs
+/// that carry them (JWT key, ticket signing seed, cluster secret) let anyone
+/// who reads them mint admin tokens, forge tickets and speak to the nodes.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    // A file from an earlier build may exist with wider permissions.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// The configuration file of dev node `id`.
@@ -131,7 +150,22 @@ impl Drop for Children {
 
 /// Runs the dev cluster until SIGINT or SIGTERM.
 pub async fn run(opts: DevOptions, exe: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&opts.data_dir).with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    if !opts.http_listen.ip().is_loopback() {
+        anyhow::bail!(
+            "ticketd dev serves admin tokens to anyone who reaches it: --http-listen must be a loopback address, not {}",
+            opts.http_listen
+        );
+    }
+    // A directory made here is its owner's only (an existing one is the
+    // user's choice and left as it is; the secrets in it are 0600 anyway).
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&opts.data_dir)
+            .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    }
     let opts = DevOptions { data_dir: std::fs::canonicalize(&opts.data_dir)?, ..opts };
     let fresh = !opts.data_dir.join("node1").exists();
     let secrets = secrets(&opts.data_dir)?;
@@ -140,7 +174,7 @@ pub async fn run(opts: DevOptions, exe: &Path) -> anyhow::Result<()> {
         let path = opts.data_dir.join(format!("node{id}.toml"));
         let text = node_config(&opts, &secrets, id);
         Config::from_toml(&text).with_context(|| format!("the generated config of node {id}"))?;
-        std::fs::write(&path, text)?;
+        write_private(&path, &text)?;
         let log = std::fs::File::create(opts.data_dir.join(format!("node{id}.log")))?;
         let child = Command::new(exe)
             .arg("run")

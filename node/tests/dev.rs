@@ -114,6 +114,15 @@ async fn dev_comes_up_serves_the_demo_and_keeps_its_data() {
         .unwrap();
     assert_eq!(booking.status(), 201);
     let booking: Value = booking.json().await.unwrap();
+    // The files holding the cluster's secrets are the owner's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(data.clone()), 0o700, "the data directory");
+        for file in ["secrets.toml", "node1.toml", "node2.toml", "node3.toml"] {
+            assert_eq!(mode(data.join(file)), 0o600, "{file}");
+        }
+    }
     stop(child);
 
     let (child, out) = start(&data, http, grpc);
@@ -128,4 +137,49 @@ async fn dev_comes_up_serves_the_demo_and_keeps_its_data() {
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap()["status"], "confirmed");
     stop(child);
+}
+
+#[test]
+fn dev_refuses_to_serve_its_token_route_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+        .args(["dev", "--data-dir"])
+        .arg(dir.path().join("dev"))
+        .args(["--http-listen", "0.0.0.0:18080"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loopback"), "{err}");
+    assert!(!dir.path().join("dev").exists(), "nothing was started or written");
+}
+
+/// `ticketd run` takes dev mode (which mints admin tokens for anyone) only
+/// from its configuration file, never from the environment.
+#[test]
+fn run_refuses_dev_mode_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nid = 1\ndata_dir = {:?}\n\n[cluster]\nsecret = \"{}\"\npeers = {{ 1 = \"127.0.0.1:1\" }}\n\
+             regions = {{ ap-south = 1 }}\n\n[gateway]\nhttp_listen = \"127.0.0.1:1\"\njwt_secret = \"{}\"\n\
+             ticket_key_seed = \"{}\"\n",
+            dir.path().join("data"),
+            support::SECRET,
+            support::JWT_SECRET,
+            support::SEED
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("TICKETD_GATEWAY__DEV_MODE", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gateway.dev_mode"), "{err}");
 }

@@ -135,6 +135,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     init_logs(config.log.format, &config.log.level);
+    node::run::abort_on_panic();
     if let Err(e) = node::debug::install(&args.debug_plant) {
         eprintln!("ticketd: {e}");
         std::process::exit(2);
