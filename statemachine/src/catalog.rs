@@ -7,7 +7,7 @@ use crate::ids::{EventId, Millis, VenueId};
 use crate::layout::{check_text, Venue};
 use crate::limits::{
     EVENT_HOLD_TTL_SECS_DEFAULT, EVENT_HOLD_TTL_SECS_MAX, EVENT_SEATS_PER_HOLD_DEFAULT, EVENT_SEATS_PER_HOLD_MAX,
-    REFUND_TIERS_MAX,
+    PRICE_MINOR_UNITS_MAX, REFUND_TIERS_MAX,
 };
 use crate::outcome::{DomainEvent, Outcome, Rejection};
 use crate::records::{Counts, Event, EventSettings};
@@ -87,6 +87,11 @@ fn validate_event(
     let mut prices = vec![None; layout.categories.len()];
     for (category, price) in &spec.prices {
         let idx = layout.category(category).ok_or_else(|| bad(format!("price for unknown category {category:?}")))?;
+        if *price > PRICE_MINOR_UNITS_MAX {
+            return Err(bad(format!(
+                "price of category {category:?} is above price_minor_units_max = {PRICE_MINOR_UNITS_MAX}"
+            )));
+        }
         if prices[idx as usize].replace(*price).is_some() {
             return Err(bad(format!("two prices for category {category:?}")));
         }

@@ -103,7 +103,7 @@ impl State {
                 Err(Shortfall::NotTogether) => return Err(Rejection::NotTogether { count: want.count }),
             },
         };
-        let receipt = self.create_hold(event_id, user, seats, HoldOrigin::User, now, fx);
+        let receipt = self.create_hold(event_id, user, seats, HoldOrigin::User, now, fx)?;
         Ok(Outcome::Held(receipt))
     }
 
@@ -161,6 +161,11 @@ impl State {
     }
 
     /// Creates a live hold on seats the caller checked to be available.
+    ///
+    /// Refuses, changing nothing, a hold whose total price or expiry does not
+    /// fit 64 bits: prices are bounded when an event is created, but events
+    /// of a log or snapshot written before that bound may still carry any
+    /// price, and the entry's time is whatever the log says.
     pub(crate) fn create_hold(
         &mut self,
         event_id: EventId,
@@ -169,23 +174,33 @@ impl State {
         origin: HoldOrigin,
         now: Millis,
         fx: &mut Fx,
-    ) -> HoldReceipt {
+    ) -> Result<HoldReceipt, Rejection> {
         assert!(!seats.is_empty());
         assert!(seats.windows(2).all(|w| w[0] < w[1]), "hold seats must be sorted and distinct");
-        let id = HoldId(self.alloc_id());
-        let event = self.p.events.get_mut(&event_id).expect("caller checked the event");
-        let venue = &self.p.venues[&event.settings.venue];
+        let event = &self.p.events[&event_id];
+        let layout = &self.p.venues[&event.settings.venue].derived;
         let mut total_price: u64 = 0;
         let mut row = None;
         for &seat in &seats {
+            let price = event.settings.prices[layout.category_of_after(seat, &mut row) as usize];
+            total_price = total_price
+                .checked_add(price)
+                .ok_or_else(|| Rejection::InvalidEvent("the seats' total price does not fit 64 bits".into()))?;
+        }
+        let expires_at_ms = now
+            .checked_add(u64::from(event.settings.hold_ttl_secs) * 1000)
+            .ok_or_else(|| Rejection::InvalidRequest("the entry's time is out of range".into()))?;
+        let id = HoldId(self.alloc_id());
+        let event = self.p.events.get_mut(&event_id).expect("caller checked the event");
+        let venue = &self.p.venues[&event.settings.venue];
+        let mut row = None;
+        for &seat in &seats {
             assert_eq!(event.seats.get(seat), SEAT_AVAILABLE, "holding a seat that is not available");
-            // Looked up once: both the counters and the price need it.
+            // Looked up once more for the counters: the price loop above
+            // must finish before anything changes.
             let category = venue.derived.category_of_after(seat, &mut row);
             State::set_seat_of(event, category, seat, SEAT_HELD);
-            let price = event.settings.prices[category as usize];
-            total_price = total_price.checked_add(price).expect("price overflow");
         }
-        let expires_at_ms = now + u64::from(event.settings.hold_ttl_secs) * 1000;
         event.live_holds.insert((expires_at_ms, id));
         let currency = event.settings.currency.clone();
         let labels = venue.derived.labels(&venue.spec, &seats);
@@ -217,7 +232,7 @@ impl State {
             seats: labels.clone(),
             origin,
         });
-        HoldReceipt {
+        Ok(HoldReceipt {
             hold: id,
             event: event_id,
             user: user.to_string(),
@@ -226,7 +241,7 @@ impl State {
             total_price,
             currency,
             origin,
-        }
+        })
     }
 
     /// Ends a live hold: its seats become available (released, expired) or
@@ -356,8 +371,10 @@ impl State {
         if hold.extensions >= max {
             return Err(Rejection::ExtensionLimit { max });
         }
-        let lifetime_end = hold.created_at_ms + HOLD_LIFETIME_TTLS_MAX * u64::from(ttl_secs) * 1000;
-        let wanted = hold.expires_at_ms.max(now + u64::from(secs) * 1000);
+        // Saturating: both are caps, and a cap past the end of time is the
+        // end of time (`secs` and the TTL are at most an hour).
+        let lifetime_end = hold.created_at_ms.saturating_add(HOLD_LIFETIME_TTLS_MAX * u64::from(ttl_secs) * 1000);
+        let wanted = hold.expires_at_ms.max(now.saturating_add(u64::from(secs) * 1000));
         let new_expiry = wanted.min(lifetime_end);
         if new_expiry <= hold.expires_at_ms {
             return Err(Rejection::ExtensionLimit { max });

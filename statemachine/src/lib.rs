@@ -47,7 +47,7 @@ pub use ids::{BookingId, EventId, HoldId, Millis, TicketId, VenueId, WaitlistId}
 pub use invariants::InvariantViolation;
 pub use limits::{
     Limits, EVENT_HOLD_TTL_SECS_DEFAULT, EVENT_HOLD_TTL_SECS_MAX, EVENT_SEATS_PER_HOLD_DEFAULT,
-    EVENT_SEATS_PER_HOLD_MAX, HOLD_LIFETIME_TTLS_MAX, REFUND_TIERS_MAX,
+    EVENT_SEATS_PER_HOLD_MAX, HOLD_LIFETIME_TTLS_MAX, PRICE_MINOR_UNITS_MAX, REFUND_TIERS_MAX,
 };
 pub use outcome::{
     Applied, ApplyCtx, BookingReceipt, DomainEvent, HoldOrigin, HoldReceipt, Outcome, Rejection, ReleaseReason,

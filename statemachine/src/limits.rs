@@ -93,6 +93,14 @@ impl Default for Limits {
     }
 }
 
+/// Highest price of one seat, in minor units (10^12: ten billion in a
+/// two-decimal currency). With at most [`EVENT_SEATS_PER_HOLD_MAX`] seats
+/// per hold, no sum of prices the state machine makes can overflow.
+pub const PRICE_MINOR_UNITS_MAX: u64 = 1_000_000_000_000;
+/// Ids kept in reserve at the end of the id space: a command that finds fewer
+/// left is refused before it runs, so that no command (which allocates far
+/// fewer) ever runs out midway.
+pub(crate) const IDS_RESERVED: u64 = 1 << 32;
 /// Per-event settings bounds from the API contract.
 pub const EVENT_SEATS_PER_HOLD_MAX: u32 = 100;
 /// Longest hold lease an event may configure.

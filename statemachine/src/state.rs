@@ -142,6 +142,10 @@ impl State {
         if let Err(why) = self.check_key(&cmd.client, &cmd.request) {
             return Applied { result: Err(why), events: Vec::new(), replayed: false };
         }
+        if self.p.next_id > u64::MAX - crate::limits::IDS_RESERVED {
+            let why = Rejection::LimitReached("the shard's id space is used up".into());
+            return Applied { result: Err(why), events: Vec::new(), replayed: false };
+        }
         // Built once, and only for ops the exactly-once table records: the
         // lookup and the record below use the same key and fingerprint.
         let key = cmd
@@ -233,9 +237,12 @@ impl State {
         }
     }
 
+    /// The next id. `apply` refuses a command when fewer than
+    /// `IDS_RESERVED` ids are left, far more than one command takes, so
+    /// running out here is a broken invariant.
     pub(crate) fn alloc_id(&mut self) -> u64 {
         let id = self.p.next_id;
-        self.p.next_id = id.checked_add(1).expect("id space exhausted");
+        self.p.next_id = id.checked_add(1).expect("id space exhausted despite the reserve");
         id
     }
 

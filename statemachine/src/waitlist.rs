@@ -100,8 +100,11 @@ impl State {
             let layout = &self.p.venues[&event.settings.venue].derived;
             let want = Want { category: entry.category, count: entry.count, together: false, accessible: false };
             let Ok(seats) = best::choose(layout, &event.seats, want) else { continue };
+            // A hold that cannot be made (its price or expiry does not fit)
+            // leaves the entry waiting, as a bound reached does.
+            let user = entry.user.clone();
+            let Ok(receipt) = self.create_hold(event_id, &user, seats, HoldOrigin::Waitlist, now, fx) else { continue };
             let entry = self.remove_wait_entry(waitlist);
-            let receipt = self.create_hold(event_id, &entry.user, seats, HoldOrigin::Waitlist, now, fx);
             fx.push(DomainEvent::WaitlistOffered { event: event_id, waitlist, user: entry.user, hold: receipt.hold });
         }
     }

@@ -11,6 +11,7 @@ mod fuzz;
 mod holds;
 mod limits;
 mod model;
+mod overflow;
 mod payments;
 mod pruning;
 mod queue;
