@@ -270,7 +270,7 @@ impl State {
 
     /// Forgets what has aged out. Runs before every command so that the
     /// bounds hold at every index, identically on every replica.
-    fn prune(&mut self, now: Millis) {
+    pub(crate) fn prune(&mut self, now: Millis) {
         let limits = self.p.limits;
         let dedup_age_ms = limits.dedup_age_secs_max.saturating_mul(1000);
         while let Some(&(_, at_ms, key)) = self.ix.dedup_order.front() {
