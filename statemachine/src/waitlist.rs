@@ -33,6 +33,10 @@ impl State {
         if event.settings.sale_over(now) {
             return Err(Rejection::NotOnSale);
         }
+        // An entry becomes a hold without asking the room again, so joining
+        // is gated exactly like holding: otherwise the waitlist would be a
+        // way around the queue.
+        self.check_admitted(event_id, user, now)?;
         self.touch(event_id, now, fx);
         let fx_len = fx.len();
         if let Some(&waitlist) = self.ix.user_waitlist.get(&(user.to_string(), event_id)) {
