@@ -143,6 +143,23 @@ impl State {
             // Confirming a captured intent again (a reconciler racing the
             // gateway) answers with the booking it made.
             IntentState::Captured => return Ok(Outcome::Booked(self.receipt(intent.booking))),
+            // The charge was captured after the intent was recorded as failed
+            // (a slow charge, and a reconciler that found nothing charged
+            // yet). The intent no longer pays for the hold, whatever its
+            // state: the money is owed back, and the log must say so.
+            IntentState::Declined => {
+                if let Some(hold) = self.p.holds.get(&hold_id) {
+                    let event = hold.event;
+                    self.touch(event, now, fx);
+                }
+                let reason = match self.p.holds.get(&hold_id) {
+                    None => Rejection::HoldNotFound,
+                    Some(hold) if hold.state != HoldState::Active => self.not_live(hold),
+                    Some(_) => Rejection::PaymentConflict("the intent was recorded as failed".into()),
+                };
+                let amount = owe_refund_on(intent, intent.amount, now, fx);
+                return Ok(Outcome::NotBooked { reason, refund_due: amount });
+            }
             other => return Err(Rejection::PaymentConflict(format!("intent is {other:?}"))),
         }
         if !self.p.holds.contains_key(&hold_id) {

@@ -97,7 +97,7 @@ fn a_forgotten_hold_keeps_an_intent_that_still_owes_money() {
     h.advance(60 * SEC);
     tick(&mut h);
     assert!(h.state.hold(r.hold, h.now).is_none());
-    let owed = h.state.payments_needing_action(0, 10);
+    let owed = h.state.payments_needing_action(0, None, 10);
     assert_eq!(owed.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), vec!["pi-1"]);
     assert_eq!(h.ok(Op::RecordRefund { intent: "pi-1".into() }), Outcome::RefundRecorded { amount: 1_500_000 });
     // Nothing refers to the settled intent any more.
