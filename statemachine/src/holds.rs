@@ -5,7 +5,7 @@ use std::ops::Bound;
 use crate::best::{self, Shortfall, Want};
 use crate::command::Selection;
 use crate::ids::{EventId, HoldId, Millis};
-use crate::limits::HOLD_LIFETIME_TTLS_MAX;
+use crate::limits::{HOLD_LIFETIME_TTLS_MAX, REJECTION_LABELS_MAX};
 use crate::outcome::{DomainEvent, HoldOrigin, HoldReceipt, Outcome, Rejection, ReleaseReason};
 use crate::records::{Hold, HoldState, SharedId};
 use crate::state::{Fx, State, SEAT_AVAILABLE, SEAT_BOOKED, SEAT_HELD};
@@ -34,20 +34,30 @@ impl State {
                 if labels.len() > max as usize {
                     return Err(Rejection::TooManySeats { max });
                 }
+                // A label no seat can have is refused before it could be
+                // echoed back (and remembered with the rejection).
+                let label_max = seat_label_bytes_max(&self.p.limits);
+                if labels.iter().any(|label| label.len() > label_max) {
+                    return Err(Rejection::InvalidRequest(format!("a seat label is longer than {label_max} bytes")));
+                }
                 let mut seats = Vec::with_capacity(labels.len());
                 let mut unknown = Vec::new();
+                // Unknown labels beyond the ones named still refuse the hold.
+                let mut unknown_more = false;
                 let mut last_row = None;
                 for label in labels {
                     match layout.parse_after(&venue.spec, label, &mut last_row) {
                         Some(seat) => seats.push((seat, label)),
-                        None => unknown.push(label.clone()),
+                        None if unknown.len() < REJECTION_LABELS_MAX => unknown.push(label.clone()),
+                        None => unknown_more = true,
                     }
                 }
                 seats.sort_unstable();
                 let mut duplicate: Vec<String> =
                     seats.windows(2).filter(|w| w[0].0 == w[1].0).map(|w| w[1].1.clone()).collect();
                 duplicate.dedup();
-                if !unknown.is_empty() || !duplicate.is_empty() {
+                duplicate.truncate(REJECTION_LABELS_MAX);
+                if !unknown.is_empty() || unknown_more || !duplicate.is_empty() {
                     return Err(Rejection::InvalidSeats { unknown, duplicate });
                 }
                 Ok(seats.into_iter().map(|(s, _)| s).collect::<Vec<u32>>())
@@ -59,7 +69,7 @@ impl State {
                 if *count > max {
                     return Err(Rejection::TooManySeats { max });
                 }
-                let category = layout.category(category).ok_or_else(|| Rejection::UnknownCategory(category.clone()))?;
+                let category = self.category_of(layout, category)?;
                 Err(Want { category, count: *count, together: *together, accessible: *accessible })
             }
         };
@@ -105,6 +115,17 @@ impl State {
         };
         let receipt = self.create_hold(event_id, user, seats, HoldOrigin::User, now, fx)?;
         Ok(Outcome::Held(receipt))
+    }
+
+    /// The index of a category of `layout`. An unknown name is echoed in
+    /// the rejection only if it is within the text bound (no category is
+    /// longer).
+    pub(crate) fn category_of(&self, layout: &crate::layout::Layout, category: &str) -> Result<u16, Rejection> {
+        let text_max = self.p.limits.text_bytes_max;
+        if category.len() > text_max as usize {
+            return Err(Rejection::InvalidRequest(format!("category is longer than {text_max} bytes")));
+        }
+        layout.category(category).ok_or_else(|| Rejection::UnknownCategory(category.to_string()))
     }
 
     /// Whether `user` may take a new hold on `event` at `now`: one live hold
@@ -411,4 +432,10 @@ impl State {
         let more = self.ix.expiry.first().is_some_and(|&(at, _)| at <= now);
         Outcome::Swept { holds: expired, more }
     }
+}
+
+/// The longest label a seat can have: `{section}-{row}-{number}`, both
+/// names within the text bound and a number of at most ten digits.
+fn seat_label_bytes_max(limits: &crate::limits::Limits) -> usize {
+    2 * limits.text_bytes_max as usize + 12
 }

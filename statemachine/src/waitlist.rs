@@ -29,7 +29,7 @@ impl State {
         if count > max {
             return Err(Rejection::TooManySeats { max });
         }
-        let category = layout.category(category).ok_or_else(|| Rejection::UnknownCategory(category.to_string()))?;
+        let category = self.category_of(layout, category)?;
         if event.settings.sale_over(now) {
             return Err(Rejection::NotOnSale);
         }

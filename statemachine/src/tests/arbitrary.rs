@@ -394,6 +394,7 @@ fn domain(state: &State) -> State {
     s.p.last_index = 0;
     s.p.dedup.clear();
     s.ix.dedup_order.clear();
+    s.ix.dedup_bytes = 0;
     s
 }
 
