@@ -34,11 +34,13 @@ impl State {
                 if labels.len() > max as usize {
                     return Err(Rejection::TooManySeats { max });
                 }
-                // A label no seat can have is refused before it could be
-                // echoed back (and remembered with the rejection).
+                // A label longer than any seat's is refused up front as the
+                // unknown seat it is (the contract's `invalid_seats`), naming
+                // only its first bytes: the rejection is remembered.
                 let label_max = seat_label_bytes_max(&self.p.limits);
-                if labels.iter().any(|label| label.len() > label_max) {
-                    return Err(Rejection::InvalidRequest(format!("a seat label is longer than {label_max} bytes")));
+                if let Some(label) = labels.iter().find(|label| label.len() > label_max) {
+                    let unknown = vec![crate::catalog::shown(label, label_max)];
+                    return Err(Rejection::InvalidSeats { unknown, duplicate: vec![] });
                 }
                 let mut seats = Vec::with_capacity(labels.len());
                 let mut unknown = Vec::new();

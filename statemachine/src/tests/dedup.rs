@@ -196,16 +196,18 @@ fn refusals_echo_a_bounded_part_of_the_input() {
     let twice: Vec<String> = (0..50).flat_map(|_| ["Floor-A-2".to_string(), "Floor-A-3".to_string()]).collect();
     let op = Op::Hold { event, user: "u".into(), selection: Selection::Seats(twice) };
     assert_eq!(h.err(op), Rejection::InvalidSeats { unknown: vec![], duplicate: labels(&["Floor-A-2", "Floor-A-3"]) });
-    // A label, or a category, no venue can have is refused without an echo.
+    // A label no venue can have is named by its first bytes only; a
+    // category no venue can have is refused without an echo.
     let huge = "X".repeat(65_000);
-    for selection in [
-        Selection::Seats(vec![huge.clone()]),
-        Selection::Best { count: 1, category: huge.clone(), together: false, accessible: false },
-    ] {
-        let Rejection::InvalidRequest(msg) = h.err(Op::Hold { event, user: "u".into(), selection }) else { panic!() };
-        assert!(msg.len() < 100, "{msg}");
-        assert!(recorded_weight(&h) < 500, "the table keeps {} bytes", recorded_weight(&h));
-    }
+    let op = Op::Hold { event, user: "u".into(), selection: Selection::Seats(vec![huge.clone()]) };
+    let Rejection::InvalidSeats { unknown, .. } = h.err(op) else { panic!() };
+    assert_eq!(unknown.len(), 1);
+    assert!(unknown[0].len() <= 2 * 200 + 12 + '…'.len_utf8() && huge.starts_with(unknown[0].trim_end_matches('…')));
+    assert!(recorded_weight(&h) < 1000, "the table keeps {} bytes", recorded_weight(&h));
+    let selection = Selection::Best { count: 1, category: huge.clone(), together: false, accessible: false };
+    let Rejection::InvalidRequest(msg) = h.err(Op::Hold { event, user: "u".into(), selection }) else { panic!() };
+    assert!(msg.len() < 100, "{msg}");
+    assert!(recorded_weight(&h) < 500, "the table keeps {} bytes", recorded_weight(&h));
     let wait = Op::JoinWaitlist { event, user: "u".into(), count: 1, category: huge.clone() };
     assert!(matches!(h.err(wait), Rejection::InvalidRequest(ref m) if m.len() < 100));
     // An unknown category within the bound is named.
