@@ -291,6 +291,10 @@ impl State {
                 self.release_after_payment(hold_id, now, fx);
                 hold_released = true;
             }
+        } else {
+            // Settled, and its hold is forgotten: nothing refers to it any
+            // more (pruning the hold kept it only while it was unsettled).
+            self.p.intents.remove(intent_id);
         }
         Ok(Outcome::PaymentFailed { hold_released })
     }
