@@ -183,6 +183,11 @@ impl State {
             return Err(format!("two remembered requests at index {}", w[0].0));
         }
         ix.dedup_order = dedup_order.into();
+        let limits = &p.limits;
+        ensure!(
+            p.dedup.len() <= limits.dedup_entries_max as usize && ix.dedup_bytes <= limits.dedup_bytes_max,
+            "the exactly-once table is over its bounds"
+        );
         for (key, intent) in &p.intents {
             ensure!(intent.id == *key, "intent {key} is stored under another id");
         }

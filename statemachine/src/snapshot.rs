@@ -111,7 +111,13 @@ impl State {
             return Err(SnapshotError::ChecksumMismatch);
         }
         let decoded = if version == FORMAT_VERSION_V3 {
-            postcard::take_from_bytes::<Primary<LimitsV3>>(body).map(|(p, rest)| (upgrade(p), rest))
+            // Format 3 had no byte bound: the table is rebuilt without one
+            // and brought within the default below.
+            let lift = |(mut p, rest): (Primary, _)| {
+                p.limits.dedup_bytes_max = u64::MAX;
+                (p, rest)
+            };
+            postcard::take_from_bytes::<Primary<LimitsV3>>(body).map(|(p, rest)| lift((upgrade(p), rest)))
         } else {
             postcard::take_from_bytes::<Primary>(body)
         };
@@ -123,6 +129,7 @@ impl State {
         if version == FORMAT_VERSION_V3 {
             // Format 3 bounded the exactly-once table by count and age only:
             // bring it within its byte bound now, as the next entry would.
+            state.p.limits.dedup_bytes_max = crate::limits::DEDUP_BYTES_MAX_DEFAULT;
             state.prune(state.p.clock_ms);
         }
         Ok(state)
