@@ -143,6 +143,23 @@ impl State {
             // Confirming a captured intent again (a reconciler racing the
             // gateway) answers with the booking it made.
             IntentState::Captured => return Ok(Outcome::Booked(self.receipt(intent.booking))),
+            // The charge was captured after the intent was recorded as failed
+            // (a slow charge, and a reconciler that found nothing charged
+            // yet). The intent no longer pays for the hold, whatever its
+            // state: the money is owed back, and the log must say so.
+            IntentState::Declined => {
+                if let Some(hold) = self.p.holds.get(&hold_id) {
+                    let event = hold.event;
+                    self.touch(event, now, fx);
+                }
+                let reason = match self.p.holds.get(&hold_id) {
+                    None => Rejection::HoldNotFound,
+                    Some(hold) if hold.state != HoldState::Active => self.not_live(hold),
+                    Some(_) => Rejection::PaymentConflict("the intent was recorded as failed".into()),
+                };
+                let amount = owe_refund_on(intent, intent.amount, now, fx);
+                return Ok(Outcome::NotBooked { reason, refund_due: amount });
+            }
             other => return Err(Rejection::PaymentConflict(format!("intent is {other:?}"))),
         }
         if !self.p.holds.contains_key(&hold_id) {
@@ -274,6 +291,10 @@ impl State {
                 self.release_after_payment(hold_id, now, fx);
                 hold_released = true;
             }
+        } else {
+            // Settled, and its hold is forgotten: nothing refers to it any
+            // more (pruning the hold kept it only while it was unsettled).
+            self.p.intents.remove(intent_id);
         }
         Ok(Outcome::PaymentFailed { hold_released })
     }

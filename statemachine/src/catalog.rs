@@ -7,7 +7,7 @@ use crate::ids::{EventId, Millis, VenueId};
 use crate::layout::{check_text, Venue};
 use crate::limits::{
     EVENT_HOLD_TTL_SECS_DEFAULT, EVENT_HOLD_TTL_SECS_MAX, EVENT_SEATS_PER_HOLD_DEFAULT, EVENT_SEATS_PER_HOLD_MAX,
-    REFUND_TIERS_MAX,
+    PRICE_MINOR_UNITS_MAX, REFUND_TIERS_MAX,
 };
 use crate::outcome::{DomainEvent, Outcome, Rejection};
 use crate::records::{Counts, Event, EventSettings};
@@ -17,6 +17,19 @@ use crate::state::{Fx, State, SEAT_AVAILABLE, SEAT_BLOCKED};
 /// 50 % from 2 h, no cancellation after that.
 pub(crate) fn default_refund_policy() -> Vec<RefundTier> {
     vec![RefundTier { min_hours_before: 24, percent: 100 }, RefundTier { min_hours_before: 2, percent: 50 }]
+}
+
+/// `s`, or its first bytes (at most `max`, cut at a character) and an
+/// ellipsis: what a rejection message may echo of the input.
+pub(crate) fn shown(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 fn bad(msg: impl Into<String>) -> Rejection {
@@ -81,12 +94,19 @@ fn validate_event(
     check_text("genre", &spec.genre, limits).map_err(bad)?;
     check_text("language", &spec.language, limits).map_err(bad)?;
     if spec.currency.len() != 3 || !spec.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(bad(format!("currency {:?} is not an ISO 4217 code", spec.currency)));
+        // Three bytes are echoed at most: the message is kept with the rejection.
+        return Err(bad(format!("currency {:?} is not an ISO 4217 code", shown(&spec.currency, 3))));
     }
     let layout = &venue.derived;
     let mut prices = vec![None; layout.categories.len()];
     for (category, price) in &spec.prices {
-        let idx = layout.category(category).ok_or_else(|| bad(format!("price for unknown category {category:?}")))?;
+        let shown = || shown(category, limits.text_bytes_max as usize);
+        let idx = layout.category(category).ok_or_else(|| bad(format!("price for unknown category {:?}", shown())))?;
+        if *price > PRICE_MINOR_UNITS_MAX {
+            return Err(bad(format!(
+                "price of category {category:?} is above price_minor_units_max = {PRICE_MINOR_UNITS_MAX}"
+            )));
+        }
         if prices[idx as usize].replace(*price).is_some() {
             return Err(bad(format!("two prices for category {category:?}")));
         }

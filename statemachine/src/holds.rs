@@ -5,7 +5,7 @@ use std::ops::Bound;
 use crate::best::{self, Shortfall, Want};
 use crate::command::Selection;
 use crate::ids::{EventId, HoldId, Millis};
-use crate::limits::HOLD_LIFETIME_TTLS_MAX;
+use crate::limits::{HOLD_LIFETIME_TTLS_MAX, REJECTION_LABELS_MAX};
 use crate::outcome::{DomainEvent, HoldOrigin, HoldReceipt, Outcome, Rejection, ReleaseReason};
 use crate::records::{Hold, HoldState, SharedId};
 use crate::state::{Fx, State, SEAT_AVAILABLE, SEAT_BOOKED, SEAT_HELD};
@@ -34,20 +34,32 @@ impl State {
                 if labels.len() > max as usize {
                     return Err(Rejection::TooManySeats { max });
                 }
+                // A label longer than any seat's is refused up front as the
+                // unknown seat it is (the contract's `invalid_seats`), naming
+                // only its first bytes: the rejection is remembered.
+                let label_max = seat_label_bytes_max(&self.p.limits);
+                if let Some(label) = labels.iter().find(|label| label.len() > label_max) {
+                    let unknown = vec![crate::catalog::shown(label, label_max)];
+                    return Err(Rejection::InvalidSeats { unknown, duplicate: vec![] });
+                }
                 let mut seats = Vec::with_capacity(labels.len());
                 let mut unknown = Vec::new();
+                // Unknown labels beyond the ones named still refuse the hold.
+                let mut unknown_more = false;
                 let mut last_row = None;
                 for label in labels {
                     match layout.parse_after(&venue.spec, label, &mut last_row) {
                         Some(seat) => seats.push((seat, label)),
-                        None => unknown.push(label.clone()),
+                        None if unknown.len() < REJECTION_LABELS_MAX => unknown.push(label.clone()),
+                        None => unknown_more = true,
                     }
                 }
                 seats.sort_unstable();
                 let mut duplicate: Vec<String> =
                     seats.windows(2).filter(|w| w[0].0 == w[1].0).map(|w| w[1].1.clone()).collect();
                 duplicate.dedup();
-                if !unknown.is_empty() || !duplicate.is_empty() {
+                duplicate.truncate(REJECTION_LABELS_MAX);
+                if !unknown.is_empty() || unknown_more || !duplicate.is_empty() {
                     return Err(Rejection::InvalidSeats { unknown, duplicate });
                 }
                 Ok(seats.into_iter().map(|(s, _)| s).collect::<Vec<u32>>())
@@ -59,7 +71,7 @@ impl State {
                 if *count > max {
                     return Err(Rejection::TooManySeats { max });
                 }
-                let category = layout.category(category).ok_or_else(|| Rejection::UnknownCategory(category.clone()))?;
+                let category = self.category_of(layout, category)?;
                 Err(Want { category, count: *count, together: *together, accessible: *accessible })
             }
         };
@@ -103,8 +115,19 @@ impl State {
                 Err(Shortfall::NotTogether) => return Err(Rejection::NotTogether { count: want.count }),
             },
         };
-        let receipt = self.create_hold(event_id, user, seats, HoldOrigin::User, now, fx);
+        let receipt = self.create_hold(event_id, user, seats, HoldOrigin::User, now, fx)?;
         Ok(Outcome::Held(receipt))
+    }
+
+    /// The index of a category of `layout`. An unknown name is echoed in
+    /// the rejection only if it is within the text bound (no category is
+    /// longer).
+    pub(crate) fn category_of(&self, layout: &crate::layout::Layout, category: &str) -> Result<u16, Rejection> {
+        let text_max = self.p.limits.text_bytes_max;
+        if category.len() > text_max as usize {
+            return Err(Rejection::InvalidRequest(format!("category is longer than {text_max} bytes")));
+        }
+        layout.category(category).ok_or_else(|| Rejection::UnknownCategory(category.to_string()))
     }
 
     /// Whether `user` may take a new hold on `event` at `now`: one live hold
@@ -161,6 +184,11 @@ impl State {
     }
 
     /// Creates a live hold on seats the caller checked to be available.
+    ///
+    /// Refuses, changing nothing, a hold whose total price or expiry does not
+    /// fit 64 bits: prices are bounded when an event is created, but events
+    /// of a log or snapshot written before that bound may still carry any
+    /// price, and the entry's time is whatever the log says.
     pub(crate) fn create_hold(
         &mut self,
         event_id: EventId,
@@ -169,23 +197,33 @@ impl State {
         origin: HoldOrigin,
         now: Millis,
         fx: &mut Fx,
-    ) -> HoldReceipt {
+    ) -> Result<HoldReceipt, Rejection> {
         assert!(!seats.is_empty());
         assert!(seats.windows(2).all(|w| w[0] < w[1]), "hold seats must be sorted and distinct");
-        let id = HoldId(self.alloc_id());
-        let event = self.p.events.get_mut(&event_id).expect("caller checked the event");
-        let venue = &self.p.venues[&event.settings.venue];
+        let event = &self.p.events[&event_id];
+        let layout = &self.p.venues[&event.settings.venue].derived;
         let mut total_price: u64 = 0;
         let mut row = None;
         for &seat in &seats {
+            let price = event.settings.prices[layout.category_of_after(seat, &mut row) as usize];
+            total_price = total_price
+                .checked_add(price)
+                .ok_or_else(|| Rejection::InvalidEvent("the seats' total price does not fit 64 bits".into()))?;
+        }
+        let expires_at_ms = now
+            .checked_add(u64::from(event.settings.hold_ttl_secs) * 1000)
+            .ok_or_else(|| Rejection::InvalidRequest("the entry's time is out of range".into()))?;
+        let id = HoldId(self.alloc_id());
+        let event = self.p.events.get_mut(&event_id).expect("caller checked the event");
+        let venue = &self.p.venues[&event.settings.venue];
+        let mut row = None;
+        for &seat in &seats {
             assert_eq!(event.seats.get(seat), SEAT_AVAILABLE, "holding a seat that is not available");
-            // Looked up once: both the counters and the price need it.
+            // Looked up once more for the counters: the price loop above
+            // must finish before anything changes.
             let category = venue.derived.category_of_after(seat, &mut row);
             State::set_seat_of(event, category, seat, SEAT_HELD);
-            let price = event.settings.prices[category as usize];
-            total_price = total_price.checked_add(price).expect("price overflow");
         }
-        let expires_at_ms = now + u64::from(event.settings.hold_ttl_secs) * 1000;
         event.live_holds.insert((expires_at_ms, id));
         let currency = event.settings.currency.clone();
         let labels = venue.derived.labels(&venue.spec, &seats);
@@ -217,7 +255,7 @@ impl State {
             seats: labels.clone(),
             origin,
         });
-        HoldReceipt {
+        Ok(HoldReceipt {
             hold: id,
             event: event_id,
             user: user.to_string(),
@@ -226,7 +264,7 @@ impl State {
             total_price,
             currency,
             origin,
-        }
+        })
     }
 
     /// Ends a live hold: its seats become available (released, expired) or
@@ -356,8 +394,10 @@ impl State {
         if hold.extensions >= max {
             return Err(Rejection::ExtensionLimit { max });
         }
-        let lifetime_end = hold.created_at_ms + HOLD_LIFETIME_TTLS_MAX * u64::from(ttl_secs) * 1000;
-        let wanted = hold.expires_at_ms.max(now + u64::from(secs) * 1000);
+        // Saturating: both are caps, and a cap past the end of time is the
+        // end of time (`secs` and the TTL are at most an hour).
+        let lifetime_end = hold.created_at_ms.saturating_add(HOLD_LIFETIME_TTLS_MAX * u64::from(ttl_secs) * 1000);
+        let wanted = hold.expires_at_ms.max(now.saturating_add(u64::from(secs) * 1000));
         let new_expiry = wanted.min(lifetime_end);
         if new_expiry <= hold.expires_at_ms {
             return Err(Rejection::ExtensionLimit { max });
@@ -394,4 +434,10 @@ impl State {
         let more = self.ix.expiry.first().is_some_and(|&(at, _)| at <= now);
         Outcome::Swept { holds: expired, more }
     }
+}
+
+/// The longest label a seat can have: `{section}-{row}-{number}`, both
+/// names within the text bound and a number of at most ten digits.
+fn seat_label_bytes_max(limits: &crate::limits::Limits) -> usize {
+    2 * limits.text_bytes_max as usize + 12
 }

@@ -54,7 +54,7 @@ impl State {
             return Err(InvariantViolation(describe_index_difference(&self.ix, &fresh.ix)));
         }
         let limits = &self.p.limits;
-        if self.p.dedup.len() > limits.dedup_entries_max as usize {
+        if self.p.dedup.len() > limits.dedup_entries_max as usize || self.ix.dedup_bytes > limits.dedup_bytes_max {
             return Err(InvariantViolation("exactly-once table over its bound".into()));
         }
         if self.ix.finished.len() > limits.holds_finished_max as usize {
@@ -166,6 +166,7 @@ impl State {
         for (key, entry) in &p.dedup {
             ensure!(entry.index <= p.last_index, "remembered request from the future");
             dedup_order.push((entry.index, entry.at_ms, *key));
+            ix.dedup_bytes += entry.result.weight();
             // A result kept as ids is rebuilt from the records they name.
             match &entry.result {
                 Recorded::Booked(booking) => {
@@ -182,6 +183,11 @@ impl State {
             return Err(format!("two remembered requests at index {}", w[0].0));
         }
         ix.dedup_order = dedup_order.into();
+        let limits = &p.limits;
+        ensure!(
+            p.dedup.len() <= limits.dedup_entries_max as usize && ix.dedup_bytes <= limits.dedup_bytes_max,
+            "the exactly-once table is over its bounds"
+        );
         for (key, intent) in &p.intents {
             ensure!(intent.id == *key, "intent {key} is stored under another id");
         }
@@ -220,6 +226,8 @@ fn describe_index_difference(have: &Indexes, want: &Indexes) -> String {
         "user_waitlist"
     } else if have.dedup_order != want.dedup_order {
         "dedup_order"
+    } else if have.dedup_bytes != want.dedup_bytes {
+        "dedup_bytes"
     } else {
         "room_users"
     };

@@ -162,15 +162,23 @@ impl Layout {
             });
             layout.rows_by_label.extend(rows);
         }
-        layout.blocked = layout.seat_list(spec, "blocked_seats", &spec.blocked_seats)?;
-        layout.accessible = layout.seat_list(spec, "accessible_seats", &spec.accessible_seats)?;
+        layout.blocked = layout.seat_list(spec, "blocked_seats", &spec.blocked_seats, limits)?;
+        layout.accessible = layout.seat_list(spec, "accessible_seats", &spec.accessible_seats, limits)?;
         Ok(layout)
     }
 
-    fn seat_list(&self, spec: &VenueSpec, what: &str, labels: &[String]) -> Result<Vec<u32>, Rejection> {
+    fn seat_list(
+        &self,
+        spec: &VenueSpec,
+        what: &str,
+        labels: &[String],
+        limits: &Limits,
+    ) -> Result<Vec<u32>, Rejection> {
         let mut seats = Vec::with_capacity(labels.len());
         for label in labels {
-            let seat = self.parse(spec, label).ok_or_else(|| bad(format!("{what}: unknown seat {label:?}")))?;
+            let seat = self.parse(spec, label).ok_or_else(|| {
+                bad(format!("{what}: unknown seat {:?}", crate::catalog::shown(label, limits.text_bytes_max as usize)))
+            })?;
             seats.push(seat);
         }
         seats.sort_unstable();

@@ -46,8 +46,9 @@ pub use command::{
 pub use ids::{BookingId, EventId, HoldId, Millis, TicketId, VenueId, WaitlistId};
 pub use invariants::InvariantViolation;
 pub use limits::{
-    Limits, EVENT_HOLD_TTL_SECS_DEFAULT, EVENT_HOLD_TTL_SECS_MAX, EVENT_SEATS_PER_HOLD_DEFAULT,
-    EVENT_SEATS_PER_HOLD_MAX, HOLD_LIFETIME_TTLS_MAX, REFUND_TIERS_MAX,
+    Limits, DEDUP_BYTES_MAX_DEFAULT, DEDUP_ENTRIES_MAX_DEFAULT, EVENT_HOLD_TTL_SECS_DEFAULT, EVENT_HOLD_TTL_SECS_MAX,
+    EVENT_SEATS_PER_HOLD_DEFAULT, EVENT_SEATS_PER_HOLD_MAX, HOLD_LIFETIME_TTLS_MAX, PRICE_MINOR_UNITS_MAX,
+    REFUND_TIERS_MAX, REJECTION_LABELS_MAX,
 };
 pub use outcome::{
     Applied, ApplyCtx, BookingReceipt, DomainEvent, HoldOrigin, HoldReceipt, Outcome, Rejection, ReleaseReason,

@@ -535,18 +535,21 @@ impl State {
 
     /// Payment intents the reconciler must act on: charges whose outcome has
     /// been unknown since `pending_before_ms` or earlier, and refunds owed.
+    /// At most `max`, in intent id order, starting after the intent id
+    /// `after` (exclusive; `None` from the first): a reconciler pages through
+    /// all of them with the last id of each page, so intents that stay stuck
+    /// cannot hide the ones behind them.
     pub fn payments_needing_action(
         &self,
         pending_before_ms: Millis,
-        max: usize,
         after: Option<&str>,
+        max: usize,
     ) -> Vec<IntentView> {
-        use std::ops::Bound;
-        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         self.p
             .intents
-            .range::<str, _>((from, Bound::Unbounded))
-            .map(|(_, i)| i)
+            .range::<str, _>((from, std::ops::Bound::Unbounded))
+            .map(|(_, intent)| intent)
             .filter(|i| match i.state {
                 IntentState::Pending => i.updated_at_ms <= pending_before_ms,
                 IntentState::RefundDue => true,

@@ -527,7 +527,7 @@ impl State {
             if none_available(&ev.counts) {
                 continue;
             }
-            if room.steps.last().is_some_and(|s| now < s.at_ms + ADMISSION_STEP_MS_MIN) {
+            if room.steps.last().is_some_and(|s| now < s.at_ms.saturating_add(ADMISSION_STEP_MS_MIN)) {
                 continue;
             }
             if room.steps.len() >= limits.room_steps_max as usize {
@@ -567,7 +567,7 @@ impl State {
             room.opened
                 && room.admitted_through + 1 < room.next_position
                 && !none_available(&ev.counts)
-                && room.steps.last().is_none_or(|s| now >= s.at_ms + ADMISSION_STEP_MS_MIN)
+                && room.steps.last().is_none_or(|s| now >= s.at_ms.saturating_add(ADMISSION_STEP_MS_MIN))
                 && r.active_max > room.active(now, r.access_ms)
         })
     }

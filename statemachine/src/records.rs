@@ -259,3 +259,77 @@ pub(crate) enum Recorded {
     /// Any other result, as returned.
     Result(Box<Result<Outcome, Rejection>>),
 }
+
+/// What one remembered request counts as in the table's weight, before its
+/// result: the table's entry, its share of the tree's nodes and its place
+/// in the order of forgetting (measured with benches/memory.rs).
+const DEDUP_ENTRY_BYTES: u64 = 160;
+/// A result kept as returned: its box.
+const DEDUP_RESULT_BYTES: u64 = 160;
+/// A string or vector element's own bytes (a pointer, a length and a capacity).
+const HEAP_ITEM_BYTES: u64 = 24;
+
+impl Recorded {
+    /// The bytes this record is counted as in the exactly-once table: about
+    /// what it takes on the heap. A fixed function of the record (never of
+    /// the platform or the allocator), so every replica prunes the same
+    /// entries, and cheap: it walks the strings a result names.
+    pub(crate) fn weight(&self) -> u64 {
+        match self {
+            Recorded::Booked(_) | Recorded::PaymentStarted { .. } => DEDUP_ENTRY_BYTES,
+            Recorded::Result(result) => {
+                let heap = match &**result {
+                    Ok(outcome) => outcome_heap_bytes(outcome),
+                    Err(rejection) => rejection_heap_bytes(rejection),
+                };
+                DEDUP_ENTRY_BYTES + DEDUP_RESULT_BYTES + heap
+            }
+        }
+    }
+}
+
+fn labels_heap_bytes(labels: &[String]) -> u64 {
+    labels.iter().map(|l| HEAP_ITEM_BYTES + l.len() as u64).sum()
+}
+
+fn outcome_heap_bytes(outcome: &Outcome) -> u64 {
+    match outcome {
+        Outcome::Held(r) => (r.user.len() + r.currency.len()) as u64 + labels_heap_bytes(&r.seats),
+        Outcome::Booked(r) => {
+            r.currency.len() as u64
+                + labels_heap_bytes(&r.seats)
+                + r.tickets.iter().map(|(_, l)| 8 + HEAP_ITEM_BYTES + l.len() as u64).sum::<u64>()
+        }
+        Outcome::Swept { holds, .. } => 8 * holds.len() as u64,
+        Outcome::PaymentStarted { currency, .. } => currency.len() as u64,
+        Outcome::NotBooked { reason, .. } => rejection_heap_bytes(reason),
+        Outcome::CheckedIn { seat, .. } => seat.len() as u64,
+        Outcome::QueueJoined { places } => 16 * places.len() as u64,
+        Outcome::VenueCreated { .. }
+        | Outcome::EventCreated { .. }
+        | Outcome::Released { .. }
+        | Outcome::Extended { .. }
+        | Outcome::PaymentFailed { .. }
+        | Outcome::RefundRecorded { .. }
+        | Outcome::Cancelled { .. }
+        | Outcome::Transferred { .. }
+        | Outcome::WaitlistJoined { .. }
+        | Outcome::WaitlistLeft { .. }
+        | Outcome::QueueActivated { .. }
+        | Outcome::QueuesAdvanced { .. } => 0,
+    }
+}
+
+fn rejection_heap_bytes(rejection: &Rejection) -> u64 {
+    match rejection {
+        Rejection::InvalidRequest(s)
+        | Rejection::InvalidLayout(s)
+        | Rejection::InvalidEvent(s)
+        | Rejection::UnknownCategory(s)
+        | Rejection::PaymentConflict(s)
+        | Rejection::LimitReached(s) => s.len() as u64,
+        Rejection::InvalidSeats { unknown, duplicate } => labels_heap_bytes(unknown) + labels_heap_bytes(duplicate),
+        Rejection::SeatsUnavailable { seats } | Rejection::SeatsLost { seats } => labels_heap_bytes(seats),
+        _ => 0,
+    }
+}

@@ -13,13 +13,36 @@
 //! 26..    body: postcard encoding of the primary records, in key order
 //! ```
 
+use crate::limits::LimitsV3;
 use crate::state::{Primary, State};
+
+/// A format-3 body in the current layout.
+fn upgrade(p: Primary<LimitsV3>) -> Primary {
+    Primary {
+        limits: p.limits.into(),
+        last_index: p.last_index,
+        clock_ms: p.clock_ms,
+        next_id: p.next_id,
+        venues: p.venues,
+        events: p.events,
+        holds: p.holds,
+        bookings: p.bookings,
+        tickets: p.tickets,
+        waitlist: p.waitlist,
+        intents: p.intents,
+        dedup: p.dedup,
+        rooms: p.rooms,
+    }
+}
 
 const MAGIC: &[u8; 8] = b"TKTSNAP\0";
 // Version 2 added waiting rooms (and their limits). Version 3 keeps the
 // results of payments and bookings in the exactly-once table as the ids
-// they are rebuilt from (`Recorded`).
-const FORMAT_VERSION: u16 = 3;
+// they are rebuilt from (`Recorded`). Version 4 added the exactly-once
+// table's byte bound (`Limits::dedup_bytes_max`); version 3 is still read,
+// with that limit at its default.
+const FORMAT_VERSION: u16 = 4;
+const FORMAT_VERSION_V3: u16 = 3;
 const HEADER_BYTES: usize = 26;
 
 /// Why a snapshot could not be restored.
@@ -76,7 +99,7 @@ impl State {
             return Err(SnapshotError::BadMagic);
         }
         let version = u16::from_le_bytes([header[8], header[9]]);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_V3 {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let expected = u64::from_le_bytes(header[10..18].try_into().expect("8 bytes"));
@@ -87,12 +110,29 @@ impl State {
         if xxhash_rust::xxh3::xxh3_64(body) != checksum {
             return Err(SnapshotError::ChecksumMismatch);
         }
-        let (primary, rest): (Primary, &[u8]) =
-            postcard::take_from_bytes(body).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        let decoded = if version == FORMAT_VERSION_V3 {
+            // Format 3 had no byte bound: the table is rebuilt without one
+            // and brought within the default below.
+            let lift = |(mut p, rest): (Primary, _)| {
+                p.limits.dedup_bytes_max = u64::MAX;
+                (p, rest)
+            };
+            postcard::take_from_bytes::<Primary<LimitsV3>>(body).map(|(p, rest)| lift((upgrade(p), rest)))
+        } else {
+            postcard::take_from_bytes::<Primary>(body)
+        };
+        let (primary, rest) = decoded.map_err(|e| SnapshotError::Decode(e.to_string()))?;
         if !rest.is_empty() {
             return Err(SnapshotError::Decode(format!("{} trailing bytes", rest.len())));
         }
-        State::rebuild(primary).map_err(SnapshotError::Inconsistent)
+        let mut state = State::rebuild(primary).map_err(SnapshotError::Inconsistent)?;
+        if version == FORMAT_VERSION_V3 {
+            // Format 3 bounded the exactly-once table by count and age only:
+            // bring it within its byte bound now, as the next entry would.
+            state.p.limits.dedup_bytes_max = crate::limits::DEDUP_BYTES_MAX_DEFAULT;
+            state.prune(state.p.clock_ms);
+        }
+        Ok(state)
     }
 
     /// A digest of the whole state, equal on replicas at equal applied index.

@@ -19,10 +19,11 @@ pub(crate) const SEAT_HELD: u8 = 1;
 pub(crate) const SEAT_BOOKED: u8 = 2;
 pub(crate) const SEAT_BLOCKED: u8 = 3;
 
-/// The snapshot: every primary record, in key order.
+/// The snapshot: every primary record, in key order. `L` is the layout of
+/// the limits (older snapshot formats decode their own, see `snapshot`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Primary {
-    pub(crate) limits: Limits,
+pub(crate) struct Primary<L = Limits> {
+    pub(crate) limits: L,
     pub(crate) last_index: u64,
     pub(crate) clock_ms: Millis,
     pub(crate) next_id: u64,
@@ -57,6 +58,8 @@ pub(crate) struct Indexes {
     /// Requests are recorded at increasing indexes and forgotten oldest
     /// first, so a queue keeps this order.
     pub(crate) dedup_order: VecDeque<(u64, Millis, crate::dedup::RequestKey)>,
+    /// The exactly-once table's weight: the sum of `Recorded::weight`.
+    pub(crate) dedup_bytes: u64,
     /// Users in all waiting rooms.
     pub(crate) room_users: u64,
 }
@@ -142,6 +145,10 @@ impl State {
         if let Err(why) = self.check_key(&cmd.client, &cmd.request) {
             return Applied { result: Err(why), events: Vec::new(), replayed: false };
         }
+        if self.p.next_id > u64::MAX - crate::limits::IDS_RESERVED {
+            let why = Rejection::LimitReached("the shard's id space is used up".into());
+            return Applied { result: Err(why), events: Vec::new(), replayed: false };
+        }
         // Built once, and only for ops the exactly-once table records: the
         // lookup and the record below use the same key and fingerprint.
         let key = cmd
@@ -157,6 +164,7 @@ impl State {
         // this time), so that one search finds the request or the place to
         // record it.
         let mut dedup = std::mem::take(&mut self.p.dedup);
+        let mut weight = 0;
         let applied = match dedup.entry(key) {
             // With the planted bug the table forgets every request at once,
             // so nothing is ever found here.
@@ -172,13 +180,14 @@ impl State {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 let (result, events) = self.run(&cmd.op, now);
                 let recorded = self.recorded(&cmd.op, &result);
+                weight = recorded.weight();
                 slot.insert(DedupEntry { index: ctx.index, at_ms: now, fingerprint, result: recorded });
                 Applied { result, events, replayed: false }
             }
         };
         self.p.dedup = dedup;
         if !applied.replayed {
-            self.remembered(key, ctx.index, now);
+            self.remembered(key, ctx.index, now, weight);
         }
         applied
     }
@@ -233,9 +242,12 @@ impl State {
         }
     }
 
+    /// The next id. `apply` refuses a command when fewer than
+    /// `IDS_RESERVED` ids are left, far more than one command takes, so
+    /// running out here is a broken invariant.
     pub(crate) fn alloc_id(&mut self) -> u64 {
         let id = self.p.next_id;
-        self.p.next_id = id.checked_add(1).expect("id space exhausted");
+        self.p.next_id = id.checked_add(1).expect("id space exhausted despite the reserve");
         id
     }
 
@@ -263,16 +275,14 @@ impl State {
 
     /// Forgets what has aged out. Runs before every command so that the
     /// bounds hold at every index, identically on every replica.
-    fn prune(&mut self, now: Millis) {
+    pub(crate) fn prune(&mut self, now: Millis) {
         let limits = self.p.limits;
         let dedup_age_ms = limits.dedup_age_secs_max.saturating_mul(1000);
-        while let Some(&(_, at_ms, key)) = self.ix.dedup_order.front() {
-            let too_many = self.p.dedup.len() > limits.dedup_entries_max as usize;
-            if !too_many && at_ms.saturating_add(dedup_age_ms) > now {
+        while let Some(&(_, at_ms, _)) = self.ix.dedup_order.front() {
+            if !self.dedup_over_bounds() && at_ms.saturating_add(dedup_age_ms) > now {
                 break;
             }
-            self.ix.dedup_order.pop_front();
-            self.p.dedup.remove(&key);
+            self.forget_oldest_request();
         }
         // A queue keeps its capacity: give back what a sale's peak left once
         // most of it is forgotten (amortized, like the growth).
@@ -313,20 +323,34 @@ impl State {
         }
     }
 
-    /// Bookkeeping after a request was recorded in the table under `key`:
-    /// its place in the order of forgetting, and the table's bound.
-    fn remembered(&mut self, key: crate::dedup::RequestKey, index: u64, now: Millis) {
+    /// Bookkeeping after a request was recorded in the table under `key`
+    /// with a record of `weight`: its place in the order of forgetting, and
+    /// the table's bounds (oldest first, possibly this one itself if the
+    /// bounds allow nothing).
+    fn remembered(&mut self, key: crate::dedup::RequestKey, index: u64, now: Millis, weight: u64) {
         if planted(Bug::NoDedup) {
             self.p.dedup.remove(&key);
             return;
         }
         assert!(self.ix.dedup_order.back().is_none_or(|&(last, _, _)| last < index));
         self.ix.dedup_order.push_back((index, now, key));
-        if self.p.dedup.len() > self.p.limits.dedup_entries_max as usize {
-            let (index, _, key) = self.ix.dedup_order.pop_front().expect("non-empty");
-            assert_ne!(index, u64::MAX);
-            self.p.dedup.remove(&key);
+        self.ix.dedup_bytes += weight;
+        while self.dedup_over_bounds() {
+            self.forget_oldest_request();
         }
+    }
+
+    /// The exactly-once table holds more entries or bytes than its limits.
+    fn dedup_over_bounds(&self) -> bool {
+        let limits = &self.p.limits;
+        self.p.dedup.len() > limits.dedup_entries_max as usize || self.ix.dedup_bytes > limits.dedup_bytes_max
+    }
+
+    /// Forgets the oldest remembered request.
+    fn forget_oldest_request(&mut self) {
+        let (_, _, key) = self.ix.dedup_order.pop_front().expect("the order lists every remembered request");
+        let entry = self.p.dedup.remove(&key).expect("the order names remembered requests");
+        self.ix.dedup_bytes -= entry.result.weight();
     }
 
     /// The form in which the exactly-once table keeps `result`, the result of `op`.

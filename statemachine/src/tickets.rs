@@ -29,7 +29,10 @@ impl State {
         }
         // The version is what the signed code carries: bumping it kills every
         // code printed before this commit.
-        ticket.version = ticket.version.checked_add(1).expect("ticket version overflow");
+        ticket.version = ticket
+            .version
+            .checked_add(1)
+            .ok_or_else(|| Rejection::LimitReached("the ticket's versions are used up".into()))?;
         ticket.holder = to_user.into();
         fx.push(DomainEvent::TicketTransferred {
             event: ticket.event,

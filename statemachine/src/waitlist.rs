@@ -29,10 +29,14 @@ impl State {
         if count > max {
             return Err(Rejection::TooManySeats { max });
         }
-        let category = layout.category(category).ok_or_else(|| Rejection::UnknownCategory(category.to_string()))?;
+        let category = self.category_of(layout, category)?;
         if event.settings.sale_over(now) {
             return Err(Rejection::NotOnSale);
         }
+        // An entry becomes a hold without asking the room again, so joining
+        // is gated exactly like holding: otherwise the waitlist would be a
+        // way around the queue.
+        self.check_admitted(event_id, user, now)?;
         self.touch(event_id, now, fx);
         let fx_len = fx.len();
         if let Some(&waitlist) = self.ix.user_waitlist.get(&(user.to_string(), event_id)) {
@@ -100,8 +104,11 @@ impl State {
             let layout = &self.p.venues[&event.settings.venue].derived;
             let want = Want { category: entry.category, count: entry.count, together: false, accessible: false };
             let Ok(seats) = best::choose(layout, &event.seats, want) else { continue };
+            // A hold that cannot be made (its price or expiry does not fit)
+            // leaves the entry waiting, as a bound reached does.
+            let user = entry.user.clone();
+            let Ok(receipt) = self.create_hold(event_id, &user, seats, HoldOrigin::Waitlist, now, fx) else { continue };
             let entry = self.remove_wait_entry(waitlist);
-            let receipt = self.create_hold(event_id, &entry.user, seats, HoldOrigin::Waitlist, now, fx);
             fx.push(DomainEvent::WaitlistOffered { event: event_id, waitlist, user: entry.user, hold: receipt.hold });
         }
     }

@@ -152,14 +152,14 @@ fn a_refund_leaves_a_refund_due_intent() {
     let (mut h, _, b) = booked(|_| {});
     let intent = h.state.p.bookings[&b.booking].intent.to_string();
     h.ok(cancel_op(b.booking, "alice"));
-    let owed = h.state.payments_needing_action(0, 10, None);
+    let owed = h.state.payments_needing_action(0, None, 10);
     assert_eq!(owed.len(), 1);
     assert_eq!(owed[0].id, intent);
     assert_eq!(owed[0].state, IntentState::RefundDue);
     assert_eq!(owed[0].refund_amount, 3_000_000);
     assert_eq!(h.ok(Op::RecordRefund { intent: intent.clone() }), Outcome::RefundRecorded { amount: 3_000_000 });
     assert_eq!(h.state.p.intents[intent.as_str()].state, IntentState::Refunded);
-    assert!(h.state.payments_needing_action(u64::MAX, 10, None).is_empty());
+    assert!(h.state.payments_needing_action(u64::MAX, None, 10).is_empty());
 }
 
 #[test]
@@ -170,7 +170,7 @@ fn a_zero_refund_leaves_the_charge_captured() {
     assert_eq!(outcome, Outcome::Cancelled { booking: b.booking, refund_percent: 0, refund_amount: 0 });
     assert_eq!(events.len(), 1, "no RefundDue for nothing: {events:?}");
     assert_eq!(h.state.p.intents[intent.as_str()].state, IntentState::Captured);
-    assert!(h.state.payments_needing_action(u64::MAX, 10, None).is_empty());
+    assert!(h.state.payments_needing_action(u64::MAX, None, 10).is_empty());
 }
 
 #[test]

@@ -173,3 +173,98 @@ fn an_invalid_key_is_refused_before_any_expiry() {
     // Nothing happens at all, not even the expiry time made due.
     h.err_keyed("", "k1", hold_op(event, "bob", &["Floor-A-2"]));
 }
+
+// ---- bytes ----
+
+/// What a refusal keeps: the table's weight of its record.
+fn recorded_weight(h: &Harness) -> u64 {
+    let (_, _, key) = *h.state.ix.dedup_order.back().expect("a remembered request");
+    h.state.p.dedup[&key].result.weight()
+}
+
+#[test]
+fn refusals_echo_a_bounded_part_of_the_input() {
+    let (mut h, _) = setup();
+    let venue = h.state.venue_ids().next().unwrap();
+    let event = h.event_with(venue, |s| s.max_seats_per_hold = Some(100));
+    // Many unknown labels: a few are named, the hold is refused all the same.
+    let unknown: Vec<String> = (0..100).map(|i| format!("Nowhere-{i}-1")).collect();
+    let op = Op::Hold { event, user: "u".into(), selection: Selection::Seats(unknown.clone()) };
+    let Rejection::InvalidSeats { unknown: named, duplicate } = h.err(op) else { panic!() };
+    assert_eq!(named, unknown[..REJECTION_LABELS_MAX]);
+    assert!(duplicate.is_empty());
+    let twice: Vec<String> = (0..50).flat_map(|_| ["Floor-A-2".to_string(), "Floor-A-3".to_string()]).collect();
+    let op = Op::Hold { event, user: "u".into(), selection: Selection::Seats(twice) };
+    assert_eq!(h.err(op), Rejection::InvalidSeats { unknown: vec![], duplicate: labels(&["Floor-A-2", "Floor-A-3"]) });
+    // A label no venue can have is named by its first bytes only; a
+    // category no venue can have is refused without an echo.
+    let huge = "X".repeat(65_000);
+    let op = Op::Hold { event, user: "u".into(), selection: Selection::Seats(vec![huge.clone()]) };
+    let Rejection::InvalidSeats { unknown, .. } = h.err(op) else { panic!() };
+    assert_eq!(unknown.len(), 1);
+    assert!(unknown[0].len() <= 2 * 200 + 12 + '…'.len_utf8() && huge.starts_with(unknown[0].trim_end_matches('…')));
+    assert!(recorded_weight(&h) < 1000, "the table keeps {} bytes", recorded_weight(&h));
+    let selection = Selection::Best { count: 1, category: huge.clone(), together: false, accessible: false };
+    let Rejection::InvalidRequest(msg) = h.err(Op::Hold { event, user: "u".into(), selection }) else { panic!() };
+    assert!(msg.len() < 100, "{msg}");
+    assert!(recorded_weight(&h) < 500, "the table keeps {} bytes", recorded_weight(&h));
+    let wait = Op::JoinWaitlist { event, user: "u".into(), count: 1, category: huge.clone() };
+    assert!(matches!(h.err(wait), Rejection::InvalidRequest(ref m) if m.len() < 100));
+    // An unknown category within the bound is named.
+    let best = Op::Hold {
+        event,
+        user: "u".into(),
+        selection: Selection::Best { count: 1, category: "vip".into(), together: false, accessible: false },
+    };
+    assert_eq!(h.err(best), Rejection::UnknownCategory("vip".into()));
+    // Event and venue refusals echo at most a bounded part.
+    for edit in [
+        Box::new(|s: &mut EventSpec| s.currency = huge.clone()) as Box<dyn Fn(&mut EventSpec)>,
+        Box::new(|s: &mut EventSpec| s.prices.push((huge.clone(), 1))),
+    ] {
+        let mut spec = event_spec(venue, h.now);
+        edit(&mut spec);
+        let Rejection::InvalidEvent(msg) = h.err(Op::CreateEvent(spec)) else { panic!() };
+        assert!(msg.len() < 300, "{}", msg.len());
+    }
+    let mut spec = small_venue();
+    spec.blocked_seats.push(huge.clone());
+    let Rejection::InvalidLayout(msg) = h.err(Op::CreateVenue(spec)) else { panic!() };
+    assert!(msg.len() < 300, "{}", msg.len());
+}
+
+#[test]
+fn the_table_is_bounded_by_bytes_oldest_first() {
+    let bytes_max = 20_000;
+    let (mut h, event) = setup_with(Limits { dedup_bytes_max: bytes_max, ..Limits::default() });
+    let first = h.run_keyed("alice", "k-first", hold_op(event, "alice", &["Nowhere-1-1"]));
+    assert!(first.result.is_err());
+    let mut max_seen = 0;
+    for i in 0..200 {
+        let seats: Vec<String> = (0..8).map(|n| format!("Nowhere-{i}-{n}")).collect();
+        let op = Op::Hold { event, user: "bob".into(), selection: Selection::Seats(seats) };
+        h.run_keyed("bob", &format!("k{i}"), op);
+        max_seen = max_seen.max(h.state.ix.dedup_bytes);
+        assert!(h.state.ix.dedup_bytes <= bytes_max);
+    }
+    assert!(max_seen > bytes_max - 1000, "the bound was reached ({max_seen})");
+    assert!(h.state.p.dedup.len() < 200, "entries were forgotten for their bytes");
+    // The oldest went first: the first request is a new one again.
+    let again = h.run_keyed("alice", "k-first", hold_op(event, "alice", &["Nowhere-1-1"]));
+    assert!(!again.replayed);
+    // The newest is remembered.
+    let seats: Vec<String> = (0..8).map(|n| format!("Nowhere-199-{n}")).collect();
+    let op = Op::Hold { event, user: "bob".into(), selection: Selection::Seats(seats) };
+    assert!(h.run_keyed("bob", "k199", op).replayed);
+}
+
+#[test]
+fn a_weight_is_about_the_heap_bytes_of_the_record() {
+    let (mut h, event) = setup();
+    h.hold(event, "alice", &["Floor-A-2", "Floor-A-3", "Floor-A-4", "Floor-A-5"]);
+    let held = recorded_weight(&h);
+    assert!((300..700).contains(&held), "{held}");
+    h.err(Op::ReleaseHold { hold: HoldId(999), user: "bob".into() });
+    let small = recorded_weight(&h);
+    assert!(small < held, "{small}");
+}

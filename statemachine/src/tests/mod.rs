@@ -1,5 +1,6 @@
 //! Tests of the rules. `support` has the fixture every test file uses.
 
+mod arbitrary;
 mod best_available;
 mod cancellation;
 mod catalog;
@@ -11,6 +12,7 @@ mod fuzz;
 mod holds;
 mod limits;
 mod model;
+mod overflow;
 mod payments;
 mod pruning;
 mod queue;

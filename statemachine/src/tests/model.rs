@@ -341,8 +341,13 @@ impl Model {
             }
             DomainEvent::RefundDue { intent, .. } => {
                 let i = self.intents.get_mut(intent).expect("refund owed on a known intent");
-                // Owed back: a charge that became no booking, or a cancelled booking's payment.
-                assert!(matches!(i.state, IntentState::Pending | IntentState::Captured), "refund owed on {i:?}");
+                // Owed back: a charge that became no booking (also one
+                // confirmed after its intent was failed), or a cancelled
+                // booking's payment.
+                assert!(
+                    matches!(i.state, IntentState::Pending | IntentState::Declined | IntentState::Captured),
+                    "refund owed on {i:?}"
+                );
                 i.state = IntentState::RefundDue;
             }
             DomainEvent::TicketTransferred { .. }
@@ -640,9 +645,12 @@ impl Run {
                         assert_eq!(r.total_price, h.price);
                     }
                     Ok(Outcome::NotBooked { reason, refund_due }) => {
-                        assert_eq!(mi.state, IntentState::Pending);
+                        // A declined intent whose charge is confirmed after
+                        // all owes the money back, whatever its hold's state.
+                        assert!(matches!(mi.state, IntentState::Pending | IntentState::Declined), "{mi:?}");
                         assert_eq!(h.user, user(u));
-                        assert!(!self.m.live(&h, now), "refused a live hold");
+                        let live = self.m.live(&h, now);
+                        assert!(mi.state == IntentState::Declined || !live, "refused a live hold");
                         assert_eq!(*refund_due, h.price);
                         let lost: Vec<String> = h
                             .seats
@@ -655,15 +663,17 @@ impl Run {
                             Rejection::SeatsLost { seats } => assert_eq!(seats, &lost),
                             Rejection::HoldReleased => assert_eq!(h.state, HoldState::Released),
                             Rejection::HoldConfirmed => assert_eq!(h.state, HoldState::Confirmed),
+                            Rejection::PaymentConflict(_) => assert!(mi.state == IntentState::Declined && live),
                             other => panic!("unexpected reason {other:?}"),
                         }
                         self.flush();
                         assert_eq!(self.m.intents[&intent].state, IntentState::RefundDue);
                     }
                     Err(Rejection::NotOwner) => assert_ne!(h.user, user(u)),
-                    Err(Rejection::PaymentConflict(_)) => {
-                        assert!(!matches!(mi.state, IntentState::Pending | IntentState::Captured))
-                    }
+                    Err(Rejection::PaymentConflict(_)) => assert!(!matches!(
+                        mi.state,
+                        IntentState::Pending | IntentState::Captured | IntentState::Declined
+                    )),
                     other => panic!("unexpected {other:?} confirming {mi:?} of {h:?}"),
                 }
             }

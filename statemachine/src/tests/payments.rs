@@ -77,7 +77,7 @@ fn confirm_makes_a_booking_with_one_ticket_per_seat() {
     assert_eq!(view.tickets, receipt.tickets);
     assert_eq!(h.state.user_bookings("alice", h.now), vec![view]);
     assert_eq!(intent_state(&h, "pi-1"), IntentState::Captured);
-    assert!(h.state.payments_needing_action(u64::MAX, 10, None).is_empty());
+    assert!(h.state.payments_needing_action(u64::MAX, None, 10).is_empty());
     assert!(h.state.user_holds("alice", h.now).is_empty());
 }
 
@@ -97,7 +97,7 @@ fn confirm_of_an_expired_hold_with_free_seats_owes_a_refund() {
         ]
     );
     assert_eq!(intent_state(&h, "pi-1"), IntentState::RefundDue);
-    let owed = h.state.payments_needing_action(0, 10, None);
+    let owed = h.state.payments_needing_action(0, None, 10);
     assert_eq!(owed.len(), 1);
     assert_eq!(owed[0].id, "pi-1");
     assert_eq!(owed[0].state, IntentState::RefundDue);
@@ -190,10 +190,17 @@ fn a_declined_payment_keeps_the_hold_and_a_retry_succeeds() {
     assert_eq!(h.hold_status(r.hold), HoldStatus::Active);
     assert_eq!(h.seat_status(event, "Floor-A-2"), SeatStatus::Held);
     assert_eq!(h.state.booking(booking, h.now).unwrap().status, BookingViewStatus::Pending);
-    // A declined intent cannot be confirmed...
-    let err = h.err(confirm_op(r.hold, "alice", "pi-1"));
-    assert!(matches!(err, Rejection::PaymentConflict(_)), "{err:?}");
-    // ...but a new attempt on the same hold can, under the same booking id.
+    // A charge captured on the declined intent after all does not book
+    // (the intent no longer pays for the hold): the money is owed back...
+    match h.ok(confirm_op(r.hold, "alice", "pi-1")) {
+        Outcome::NotBooked { reason: Rejection::PaymentConflict(_), refund_due } => {
+            assert_eq!(refund_due, r.total_price)
+        }
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(intent_state(&h, "pi-1"), IntentState::RefundDue);
+    assert_eq!(h.hold_status(r.hold), HoldStatus::Active);
+    // ...and a new attempt on the same hold can, under the same booking id.
     assert_eq!(h.begin(r.hold, "alice", "pi-2"), booking);
     let Outcome::Booked(receipt) = h.ok(confirm_op(r.hold, "alice", "pi-2")) else { panic!() };
     assert_eq!(receipt.booking, booking);
@@ -347,7 +354,7 @@ fn record_refund_settles_a_refund_due_and_is_idempotent() {
     assert_eq!(outcome, Outcome::RefundRecorded { amount: 1_500_000 });
     assert!(events.is_empty());
     assert_eq!(intent_state(&h, "pi-1"), IntentState::Refunded);
-    assert!(h.state.payments_needing_action(u64::MAX, 10, None).is_empty());
+    assert!(h.state.payments_needing_action(u64::MAX, None, 10).is_empty());
     // A new request recording the same refund changes nothing.
     let before = h.state.snapshot();
     assert_eq!(h.ok(Op::RecordRefund { intent: "pi-1".into() }), Outcome::RefundRecorded { amount: 1_500_000 });
@@ -376,7 +383,7 @@ fn a_pending_booking_fails_once_the_hold_is_gone_and_no_charge_is_pending() {
     assert_eq!(h.state.booking(booking, h.now).unwrap().status, BookingViewStatus::Pending);
     h.sweep(10);
     assert_eq!(h.state.booking(booking, h.now).unwrap().status, BookingViewStatus::Pending);
-    let view = h.state.payments_needing_action(h.now, 10, None);
+    let view = h.state.payments_needing_action(h.now, None, 10);
     assert_eq!(view.iter().map(|i| (i.id.as_str(), i.state)).collect::<Vec<_>>(), vec![("pi-1", IntentState::Pending)]);
     h.ok(fail_op("pi-1", false));
     let view = h.state.booking(booking, h.now).unwrap();
@@ -402,8 +409,8 @@ fn pending_charges_need_action_only_once_old_enough() {
     let r = h.hold(event, "alice", &["Floor-A-2"]);
     let started = h.now;
     h.begin(r.hold, "alice", "pi-1");
-    assert!(h.state.payments_needing_action(started - 1, 10, None).is_empty());
-    let due = h.state.payments_needing_action(started, 10, None);
+    assert!(h.state.payments_needing_action(started - 1, None, 10).is_empty());
+    let due = h.state.payments_needing_action(started, None, 10);
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].amount, 1_500_000);
     assert_eq!(due[0].user, "alice");
@@ -459,4 +466,60 @@ fn an_empty_intent_id_is_invalid() {
     let r = h.hold(event, "alice", &["Floor-A-2"]);
     let err = h.err(Op::BeginPayment { hold: r.hold, user: "alice".into(), intent: String::new() });
     assert!(matches!(err, Rejection::InvalidRequest(_)), "{err:?}");
+}
+
+#[test]
+fn a_charge_captured_after_its_intent_failed_is_owed_back_through_the_log() {
+    let (mut h, event) = setup();
+    let r = h.hold(event, "alice", &["Floor-A-2", "Floor-A-3"]);
+    h.begin(r.hold, "alice", "pi-slow");
+    // The reconciler found nothing charged yet and gave the hold up.
+    h.ok(fail_op("pi-slow", true));
+    assert_eq!(h.hold_status(r.hold), HoldStatus::Released);
+    let (outcome, events) = h.ok_fx(confirm_op(r.hold, "alice", "pi-slow"));
+    assert_eq!(outcome, Outcome::NotBooked { reason: Rejection::HoldReleased, refund_due: r.total_price });
+    assert_eq!(events, vec![DomainEvent::RefundDue { intent: "pi-slow".into(), amount: r.total_price }]);
+    let owed = h.state.payments_needing_action(0, None, 10);
+    assert_eq!(owed.len(), 1);
+    assert_eq!(
+        (owed[0].id.as_str(), owed[0].state, owed[0].refund_amount),
+        ("pi-slow", IntentState::RefundDue, r.total_price)
+    );
+    assert_eq!(h.ok(Op::RecordRefund { intent: "pi-slow".into() }), Outcome::RefundRecorded { amount: r.total_price });
+    assert!(h.state.payments_needing_action(u64::MAX, None, 10).is_empty());
+    // A second confirm finds the refund owed, not a new one.
+    assert!(matches!(h.err(confirm_op(r.hold, "alice", "pi-slow")), Rejection::PaymentConflict(_)));
+}
+
+#[test]
+fn the_reconciler_pages_past_any_number_of_stuck_intents() {
+    let mut h = Harness::new();
+    let event = h.rows_event(&[200], |_| {});
+    let attempts = h.state.limits().hold_payment_attempts_max as usize;
+    let mut stuck = 0;
+    for u in 0..1000 / attempts {
+        let user = format!("m{u}");
+        let hold = h.hold(event, &user, &[&format!("S-1-{}", u + 1)]).hold;
+        for k in 0..attempts {
+            h.begin(hold, &user, &format!("pi-a-{u:04}-{k}"));
+            stuck += 1;
+        }
+    }
+    assert_eq!(stuck, 1000);
+    let victim = h.hold(event, "victim", &["S-1-200"]).hold;
+    h.begin(victim, "victim", "pi-z");
+    let first = h.state.payments_needing_action(h.now, None, 100);
+    assert!(first.iter().all(|i| i.id != "pi-z"), "the stuck intents fill the first page");
+    let (mut after, mut seen, mut pages) = (None::<String>, Vec::new(), 0);
+    while pages < 20 {
+        let page = h.state.payments_needing_action(h.now, after.as_deref(), 100);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page.into_iter().map(|i| i.id));
+        pages += 1;
+    }
+    assert_eq!(pages, 11);
+    assert_eq!(seen.len(), 1001);
+    assert_eq!(seen.last().map(String::as_str), Some("pi-z"), "paging reaches the intent behind the stuck ones");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "each intent once, in order");
 }

@@ -454,3 +454,31 @@ fn planted_room_bugs_are_caught() {
         assert!(result.is_err(), "planted bug {bug:?} went unnoticed");
     }
 }
+
+#[test]
+fn joining_a_waitlist_needs_admission_while_the_room_is_active() {
+    let mut h = Harness::new();
+    let e = room_event(&mut h, 2, 0, room(60_000, 100));
+    join(&mut h, e, &["a", "b", "c"]);
+    h.advance(SEC);
+    // Admission stops at the seats left: a and b are in, c waits.
+    assert_eq!(advance(&mut h), 2);
+    let hold = h.hold(e, "a", &["S-1-1", "S-1-2"]);
+    let wait = |user: &str| Op::JoinWaitlist { event: e, user: user.into(), count: 1, category: "std".into() };
+    assert_eq!(h.err(wait("sneaky")), Rejection::QueueRequired, "never queued");
+    assert_eq!(h.err(wait("c")), Rejection::QueueRequired, "queued, not admitted");
+    let (entry, position) = h.join(e, "b", 1, "std");
+    assert_eq!(position, 1);
+    let (_, fx) = h.ok_fx(Op::ReleaseHold { hold: hold.hold, user: "a".into() });
+    let offers: Vec<&str> = fx
+        .iter()
+        .filter_map(|ev| match ev {
+            DomainEvent::WaitlistOffered { waitlist, user, .. } => {
+                assert_eq!(*waitlist, entry);
+                Some(user.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offers, ["b"], "only the entry that joined through the room is offered seats");
+}

@@ -101,9 +101,10 @@ fn bad_magic_is_refused() {
 #[test]
 fn an_unknown_format_version_is_refused() {
     let mut bytes = busy().state.snapshot();
-    bytes[8..10].copy_from_slice(&4u16.to_le_bytes());
-    assert_eq!(State::restore(&bytes), Err(SnapshotError::UnsupportedVersion(4)));
-    // Version 2 kept every remembered result in full; this build reads only its own.
+    bytes[8..10].copy_from_slice(&5u16.to_le_bytes());
+    assert_eq!(State::restore(&bytes), Err(SnapshotError::UnsupportedVersion(5)));
+    // Version 2 kept every remembered result in full; this build reads its
+    // own format and the one before (see `format_3_snapshots_restore`).
     bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
     assert_eq!(State::restore(&bytes), Err(SnapshotError::UnsupportedVersion(2)));
 }
@@ -145,13 +146,13 @@ fn trailing_garbage_in_a_well_formed_body_is_refused() {
     let bytes = busy().state.snapshot();
     let mut body = bytes[HEADER..].to_vec();
     body.extend_from_slice(&[7, 7, 7]);
-    let err = State::restore(&header_with(&body, 3)).unwrap_err();
+    let err = State::restore(&header_with(&body, 4)).unwrap_err();
     assert!(matches!(err, SnapshotError::Decode(ref m) if m.contains("3 trailing bytes")), "{err:?}");
 }
 
 #[test]
 fn a_body_that_does_not_decode_is_refused() {
-    let err = State::restore(&header_with(&[0xff; 5], 3)).unwrap_err();
+    let err = State::restore(&header_with(&[0xff; 5], 4)).unwrap_err();
     assert!(matches!(err, SnapshotError::Decode(_)), "{err:?}");
 }
 
@@ -187,6 +188,26 @@ fn a_remembered_result_naming_a_missing_record_is_refused() {
 fn the_header_is_what_the_format_says() {
     let bytes = busy().state.snapshot();
     assert_eq!(&bytes[0..8], b"TKTSNAP\0");
-    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3);
-    assert_eq!(header_with(&bytes[HEADER..], 3), bytes);
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 4);
+    assert_eq!(header_with(&bytes[HEADER..], 4), bytes);
+}
+
+/// A format-3 snapshot of `busy()` made by the code of that format
+/// (tests/fixtures/snapshot-v3.bin): it restores to the same state, with the
+/// limits it carried and the byte bound format 3 did not have at its
+/// default, and is written back in the current format.
+#[test]
+fn format_3_snapshots_restore() {
+    let v3 = include_bytes!("fixtures/snapshot-v3.bin");
+    assert_eq!(u16::from_le_bytes([v3[8], v3[9]]), 3);
+    let restored = State::restore(v3).expect("a format-3 snapshot restores");
+    restored.check_invariants().unwrap();
+    let mut now = busy().state;
+    assert_eq!(restored.limits().dedup_entries_max, 500_000, "the limits the snapshot carried");
+    assert_eq!(restored.limits().dedup_bytes_max, DEDUP_BYTES_MAX_DEFAULT);
+    now.p.limits = *restored.limits();
+    assert_eq!(restored, now);
+    let again = restored.snapshot();
+    assert_eq!(u16::from_le_bytes([again[8], again[9]]), 4);
+    assert_eq!(State::restore(&again).unwrap(), restored);
 }
