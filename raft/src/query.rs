@@ -149,8 +149,8 @@ pub fn answer(state: &State, query: &Query, now: Millis) -> Answer {
         Query::PaymentsNeedingAction { pending_before_ms, max, after } => {
             Answer::Intents(state.payments_needing_action(
                 *pending_before_ms,
-                (*max).clamp(1, INTENTS_PAGE_MAX) as usize,
                 after.as_deref(),
+                (*max).clamp(1, INTENTS_PAGE_MAX) as usize,
             ))
         }
         Query::Fingerprint => Answer::Fingerprint { applied_index: state.last_index(), state_hash: state.state_hash() },
