@@ -25,7 +25,7 @@ use super::{views, Gateway};
 /// Intents reconciled per group per round.
 const RECONCILE_BATCH_MAX: u32 = 100;
 /// The command client of reconciliation.
-const RECONCILER: &str = "gateway-reconciler";
+pub(crate) const RECONCILER: &str = "gateway-reconciler";
 
 /// Namespace of intent ids (name-based UUIDs of user and request key).
 const INTENT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e1c_55a3_2f0b_4d1e_9a0c_5b7e_31d2_4c88);
@@ -79,7 +79,7 @@ pub(crate) async fn pay(
 }
 
 /// After a captured charge: the booking, or the refund and the reason.
-async fn settle_confirm(
+pub(crate) async fn settle_confirm(
     gw: &Gateway,
     group: u64,
     intent: &str,
