@@ -175,16 +175,34 @@ async fn bookings_pay_through_an_http_provider_and_its_webhooks() {
     assert!(!logs.contains("PAYMENTS ARE THE SANDBOX"), "no sandbox warning with a real provider");
 }
 
+/// `ticketd run` on `config`: its exit code and standard error, or -1 if it
+/// was still running after 30 s (it started).
 fn run_with(config: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node.toml");
     std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
+    let err_path = dir.path().join("stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticketd"))
         .args(["run", "--config"])
         .arg(&path)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break -1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, std::fs::read_to_string(&err_path).unwrap())
 }
 
 fn single_node(dir: &std::path::Path, grpc: u16, http: u16, gateway_extra: &str) -> String {
