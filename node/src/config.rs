@@ -142,6 +142,72 @@ pub struct GatewaySection {
     /// HMAC key of webhook signatures.
     #[serde(default)]
     pub webhook_secret: Option<String>,
+    /// The payment provider (`[gateway.payments]`).
+    #[serde(default)]
+    pub payments: PaymentsSection,
+}
+
+impl GatewaySection {
+    /// The provider in effect: the configured one, else the sandbox in dev
+    /// mode. `None` (refused by validation) outside dev mode without one.
+    pub fn payment_provider(&self) -> Option<ProviderKind> {
+        self.payments.provider.or(self.dev_mode.then_some(ProviderKind::Sandbox))
+    }
+
+    /// Whether bookings are free although this is no dev gateway: the
+    /// sandbox was chosen explicitly outside dev mode.
+    pub fn free_bookings(&self) -> bool {
+        !self.dev_mode && self.payments.provider == Some(ProviderKind::Sandbox)
+    }
+}
+
+/// `[gateway.payments]`: who takes the money. Outside dev mode there is no
+/// default: a gateway that could book seats for free by accident is worse
+/// than one that does not start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsSection {
+    /// `http` (a provider speaking docs/payments.md) or `sandbox` (the
+    /// built-in test tokens; bookings are free). Default: `sandbox` in dev
+    /// mode, none otherwise.
+    #[serde(default)]
+    pub provider: Option<ProviderKind>,
+    /// http: the provider's API, `http://host:port[/prefix]` (`https://`
+    /// needs a build with the `https` feature).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// http: the key every request to the provider is signed with
+    /// (HMAC-SHA256), at least 32 characters.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// http: the key the provider signs its webhooks with, at least 32
+    /// characters.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// http: how long one call to the provider may take, 100 ms to 60 s.
+    /// A call that takes longer has an unknown outcome and is reconciled.
+    #[serde(default = "defaults::payments_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// http: largest response body read from the provider, 1 KiB to 1 MiB.
+    #[serde(default = "defaults::payments_response_bytes_max")]
+    pub response_bytes_max: usize,
+    /// http: calls to the provider in flight at most, 1 to 10,000.
+    #[serde(default = "defaults::payments_calls_inflight_max")]
+    pub calls_inflight_max: usize,
+    /// http: how far a webhook's timestamp may be from the gateway's
+    /// clock, 1 s to 1 h. Older notifications are refused as replays.
+    #[serde(default = "defaults::payments_webhook_tolerance_secs")]
+    pub webhook_tolerance_secs: u64,
+}
+
+/// A payment provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// The built-in test tokens, in the gateway's memory: no money moves.
+    Sandbox,
+    /// A provider over HTTP (docs/payments.md).
+    Http,
 }
 
 /// `[log]`
@@ -218,6 +284,18 @@ mod defaults {
     }
     pub(super) fn payment_grace_ms() -> u64 {
         30_000
+    }
+    pub(super) fn payments_call_timeout_ms() -> u64 {
+        5_000
+    }
+    pub(super) fn payments_response_bytes_max() -> usize {
+        64 * 1024
+    }
+    pub(super) fn payments_calls_inflight_max() -> usize {
+        256
+    }
+    pub(super) fn payments_webhook_tolerance_secs() -> u64 {
+        300
     }
     pub(super) fn log_format() -> LogFormat {
         LogFormat::Text
@@ -400,11 +478,73 @@ impl Config {
             if !gateway.webhooks.is_empty() && gateway.webhook_secret.as_deref().is_none_or(str::is_empty) {
                 return Err(bad("gateway.webhook_secret", "webhooks need a signing secret"));
             }
+            validate_payments(gateway)?;
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(bad("log.level", format!("{:?} is not a log filter", self.log.level)));
         }
         Ok(())
+    }
+}
+
+/// Shortest provider key and webhook secret.
+const PAYMENT_SECRET_CHARS_MIN: usize = 32;
+
+fn validate_payments(gateway: &GatewaySection) -> Result<(), ConfigError> {
+    let p = &gateway.payments;
+    let http_only = [
+        ("base_url", p.base_url.is_some()),
+        ("api_key", p.api_key.is_some()),
+        ("webhook_secret", p.webhook_secret.is_some()),
+    ];
+    match gateway.payment_provider() {
+        None => Err(bad(
+            "gateway.payments.provider",
+            "must be set outside dev mode: \"http\" for a payment provider (docs/payments.md), or \"sandbox\" \
+             to take bookings without payment",
+        )),
+        Some(ProviderKind::Sandbox) => match http_only.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(bad(&format!("gateway.payments.{key}"), "is only used with provider = \"http\"")),
+            None => Ok(()),
+        },
+        Some(ProviderKind::Http) => {
+            let key = "gateway.payments.base_url";
+            let Some(url) = &p.base_url else { return Err(bad(key, "is needed with provider = \"http\"")) };
+            let parsed = reqwest::Url::parse(url).map_err(|e| bad(key, format!("{url:?} is not a URL: {e}")))?;
+            match parsed.scheme() {
+                "http" => {}
+                "https" if cfg!(feature = "https") => {}
+                "https" => return Err(bad(key, "https needs a ticketd built with the `https` feature")),
+                other => return Err(bad(key, format!("scheme {other:?} is not http or https"))),
+            }
+            if parsed.host_str().is_none() || parsed.query().is_some() || !parsed.username().is_empty() {
+                return Err(bad(key, "must be scheme://host[:port][/prefix], without credentials or query"));
+            }
+            for (name, value) in [("api_key", &p.api_key), ("webhook_secret", &p.webhook_secret)] {
+                if value.as_deref().is_none_or(|v| v.chars().count() < PAYMENT_SECRET_CHARS_MIN) {
+                    return Err(bad(
+                        &format!("gateway.payments.{name}"),
+                        format!("must be at least {PAYMENT_SECRET_CHARS_MIN} characters"),
+                    ));
+                }
+            }
+            if !(100..=60_000).contains(&p.call_timeout_ms) {
+                return Err(bad("gateway.payments.call_timeout_ms", "must be between 100 and 60,000"));
+            }
+            if gateway.payment_grace_ms <= p.call_timeout_ms {
+                return Err(bad("gateway.payment_grace_ms", "must exceed gateway.payments.call_timeout_ms"));
+            }
+            if !(1024..=1024 * 1024).contains(&p.response_bytes_max) {
+                return Err(bad("gateway.payments.response_bytes_max", "must be between 1 KiB and 1 MiB"));
+            }
+            if !(1..=10_000).contains(&p.calls_inflight_max) {
+                return Err(bad("gateway.payments.calls_inflight_max", "must be between 1 and 10,000"));
+            }
+            if !(1..=3600).contains(&p.webhook_tolerance_secs) {
+                return Err(bad("gateway.payments.webhook_tolerance_secs", "must be between 1 and 3,600"));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -436,6 +576,7 @@ bootstrap = true
 http_listen = "127.0.0.1:8080"
 jwt_secret = "0123456789abcdef0123456789abcdef"
 ticket_key_seed = "0000000000000000000000000000000000000000000000000000000000000001"
+payments = { provider = "sandbox" }
 "#;
 
     #[test]
@@ -490,6 +631,60 @@ ticket_key_seed = "0000000000000000000000000000000000000000000000000000000000000
         assert!(error_of(&GOOD.replace("1 = \"127.0.0.1:7001\", ", "")).contains("cluster.peers"));
         assert!(error_of(&GOOD.replace("grpc_listen = \"127.0.0.1:7001\"", "grpc_listen = \"nowhere\""))
             .contains("grpc_listen"));
+    }
+
+    #[test]
+    fn outside_dev_mode_a_payment_provider_must_be_chosen() {
+        let none = GOOD.replace("payments = { provider = \"sandbox\" }\n", "");
+        assert!(error_of(&none).contains("gateway.payments.provider"), "{}", error_of(&none));
+        let dev = Config::from_toml(&format!("{none}dev_mode = true\n")).unwrap().gateway.unwrap();
+        assert_eq!(dev.payment_provider(), Some(ProviderKind::Sandbox), "dev mode defaults to the sandbox");
+        assert!(!dev.free_bookings());
+        let explicit = Config::from_toml(GOOD).unwrap().gateway.unwrap();
+        assert_eq!(explicit.payment_provider(), Some(ProviderKind::Sandbox));
+        assert!(explicit.free_bookings(), "an explicit sandbox outside dev mode is allowed, and flagged");
+        let sandbox_with_url =
+            GOOD.replace("provider = \"sandbox\"", "provider = \"sandbox\", base_url = \"http://x:1\"");
+        assert!(error_of(&sandbox_with_url).contains("gateway.payments.base_url"));
+        assert!(error_of(&GOOD.replace("provider = \"sandbox\"", "provider = \"stripe\"")).contains("provider"));
+    }
+
+    #[test]
+    fn an_http_provider_needs_its_url_and_keys_within_bounds() {
+        let key = "k".repeat(32);
+        let http = |extra: &str| {
+            GOOD.replace(
+                "payments = { provider = \"sandbox\" }",
+                &format!("payments = {{ provider = \"http\", {extra} }}"),
+            )
+        };
+        let full = format!("base_url = \"http://127.0.0.1:9300\", api_key = \"{key}\", webhook_secret = \"{key}\"");
+        let g = Config::from_toml(&http(&full)).unwrap().gateway.unwrap();
+        assert_eq!(g.payment_provider(), Some(ProviderKind::Http));
+        assert!(!g.free_bookings());
+        assert_eq!(g.payments.call_timeout_ms, 5_000);
+        for (config, names) in [
+            (http(&full.replace("base_url = \"http://127.0.0.1:9300\", ", "")), "gateway.payments.base_url"),
+            (http(&full.replace("http://127.0.0.1:9300", "ftp://127.0.0.1")), "gateway.payments.base_url"),
+            (http(&full.replace("http://127.0.0.1:9300", "http://u:p@pay.example")), "gateway.payments.base_url"),
+            (http(&full.replace(&format!("api_key = \"{key}\""), "api_key = \"short\"")), "gateway.payments.api_key"),
+            (http(&full.replace(&format!(", webhook_secret = \"{key}\""), "")), "gateway.payments.webhook_secret"),
+            (http(&format!("{full}, call_timeout_ms = 50")), "gateway.payments.call_timeout_ms"),
+            (http(&format!("{full}, call_timeout_ms = 40000")), "gateway.payment_grace_ms"),
+            (http(&format!("{full}, response_bytes_max = 10")), "gateway.payments.response_bytes_max"),
+            (http(&format!("{full}, calls_inflight_max = 0")), "gateway.payments.calls_inflight_max"),
+            (http(&format!("{full}, webhook_tolerance_secs = 0")), "gateway.payments.webhook_tolerance_secs"),
+            (http(&format!("{full}, what = 1")), "what"),
+        ] {
+            let e = error_of(&config);
+            assert!(e.contains(names), "{names}: {e}");
+        }
+        let https = http(&full.replace("http://127.0.0.1:9300", "https://pay.example"));
+        if cfg!(feature = "https") {
+            Config::from_toml(&https).unwrap();
+        } else {
+            assert!(error_of(&https).contains("needs a ticketd built with the `https` feature"));
+        }
     }
 
     #[test]

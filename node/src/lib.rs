@@ -13,6 +13,8 @@
 //!   state) and [`shard::LocalShard`], a shard inside this process.
 //! - `demo`: the demo catalog of three regions and its idempotent loader.
 //! - `preview`: `ticketd preview`, the in-process demo without a network.
+//! - `payments_sandbox`: `ticketd payments-sandbox`, a local payment
+//!   provider process speaking docs/payments.md with the test tokens.
 //! - `text`: times and money as the output shows them.
 
 pub mod config;
@@ -20,6 +22,7 @@ pub mod debug;
 pub mod demo;
 pub mod dev;
 pub mod gateway;
+pub mod payments_sandbox;
 pub mod preview;
 pub mod run;
 pub mod shard;

@@ -17,7 +17,7 @@ use statemachine::{Applied, Command, Millis, State};
 
 use crate::config::{decode_seed, Config};
 use crate::gateway::auth::Auth;
-use crate::gateway::payments::SandboxProvider;
+use crate::gateway::payments_http::provider_from_config;
 use crate::gateway::tickets::TicketSigner;
 use crate::gateway::{self, Gateway, GatewaySettings};
 use crate::shard::Shard;
@@ -95,12 +95,15 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + S
                      this gateway; never run a deployment like this"
                 );
             }
+            let (payments, payment_webhooks) =
+                provider_from_config(g).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
             let gw = Gateway::new(GatewaySettings {
                 cluster: gw_client,
                 regions: config.cluster.regions.clone(),
                 auth: Auth::new(g.jwt_secret.as_bytes()),
                 signer: TicketSigner::from_seed(seed),
-                payments: Arc::new(SandboxProvider::new(Duration::from_millis(g.payment_timeout_ms))),
+                payments,
+                payment_webhooks,
                 dev_mode: g.dev_mode,
                 body_bytes_max: g.body_bytes_max,
                 user_requests_per_sec: g.user_requests_per_sec,

@@ -165,7 +165,7 @@ fn run_refuses_dev_mode_from_the_environment() {
         format!(
             "[node]\nid = 1\ndata_dir = {:?}\n\n[cluster]\nsecret = \"{}\"\npeers = {{ 1 = \"127.0.0.1:1\" }}\n\
              regions = {{ ap-south = 1 }}\n\n[gateway]\nhttp_listen = \"127.0.0.1:1\"\njwt_secret = \"{}\"\n\
-             ticket_key_seed = \"{}\"\n",
+             ticket_key_seed = \"{}\"\npayments = {{ provider = \"sandbox\" }}\n",
             dir.path().join("data"),
             support::SECRET,
             support::JWT_SECRET,

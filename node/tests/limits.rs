@@ -16,7 +16,8 @@ async fn dev_routes_are_off_and_users_are_rate_limited() {
         "[node]\nid = 1\ndata_dir = {:?}\n\n[cluster]\nsecret = \"{SECRET}\"\npeers = {{ 1 = \"127.0.0.1:{grpc}\" }}\n\
          regions = {{ ap-south = 1 }}\n\n[storage]\ngrpc_listen = \"127.0.0.1:{grpc}\"\nbootstrap = true\n\
          heartbeat_ms = 50\nelection_timeout_ms = 300\n\n[gateway]\nhttp_listen = \"127.0.0.1:{http}\"\n\
-         jwt_secret = \"{JWT_SECRET}\"\nticket_key_seed = \"{SEED}\"\nuser_requests_per_sec = 1\nuser_burst_max = 3\n",
+         jwt_secret = \"{JWT_SECRET}\"\nticket_key_seed = \"{SEED}\"\nuser_requests_per_sec = 1\nuser_burst_max = 3\n\
+         payments = {{ provider = \"sandbox\" }}\n",
         dir.path().join("node1")
     );
     let config = dir.path().join("node1.toml");

@@ -48,6 +48,7 @@ fn the_committed_openapi_document_matches_the_code() {
         ("/v1/events/{event_id}/waitlist", "post"),
         ("/v1/events/{event_id}/queue", "post"),
         ("/v1/events/{event_id}/queue/status", "get"),
+        ("/v1/payments/webhook", "post"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),

@@ -35,6 +35,27 @@ enum Cmd {
     /// Runs the demo in this process without replication or network: three
     /// region shards, the demo catalog and a scripted booking session.
     Preview(PreviewArgs),
+    /// Runs a local payment provider that speaks docs/payments.md with the
+    /// test tokens (no money moves), for `gateway.payments.provider = "http"`
+    /// in tests and local set-ups. Prints `listening on ADDR` once bound.
+    PaymentsSandbox(PaymentsSandboxArgs),
+}
+
+#[derive(Debug, Args)]
+struct PaymentsSandboxArgs {
+    /// Where to listen (port 0: any free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9300")]
+    listen: SocketAddr,
+    /// Where to send charge notifications (the gateway's
+    /// `/v1/payments/webhook`); none: no notifications.
+    #[arg(long, value_name = "URL")]
+    webhook_url: Option<String>,
+    /// How long `tok_timeout` takes to be captured, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 3_000)]
+    slow_ms: u64,
+    /// Charges kept at most.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    charges_max: usize,
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +125,7 @@ fn main() -> anyhow::Result<()> {
             let exe = std::env::current_exe().context("locating the ticketd binary")?;
             runtime()?.block_on(node::dev::run(opts, &exe))
         }
+        Cmd::PaymentsSandbox(args) => payments_sandbox(args),
         Cmd::Preview(args) => {
             let opts = PreviewOptions { data_dir: args.data_dir, now_ms: args.now };
             preview::run(&opts, &mut UntilClosed { out: io::stdout().lock(), closed: false })
@@ -150,6 +172,47 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         })
         .await
+    })
+}
+
+/// The keys come from the environment, not the command line, which other
+/// local users can read.
+fn payments_sandbox(args: PaymentsSandboxArgs) -> anyhow::Result<()> {
+    init_logs(LogFormat::Text, "info");
+    let secret = |name: &str| -> String {
+        match std::env::var(name) {
+            Ok(v) if v.len() >= 32 => v,
+            _ => {
+                eprintln!("ticketd: {name} must hold a key of at least 32 characters");
+                std::process::exit(2);
+            }
+        }
+    };
+    let opts = node::payments_sandbox::SandboxOptions {
+        api_key: secret("TICKETD_PAYMENTS_API_KEY"),
+        webhook_url: args.webhook_url,
+        webhook_secret: secret("TICKETD_PAYMENTS_WEBHOOK_SECRET"),
+        slow_ms: args.slow_ms,
+        charges_max: args.charges_max,
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding the payment sandbox to {}", args.listen))?;
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on {}", listener.local_addr()?)?;
+        out.flush()?;
+        drop(out);
+        node::payments_sandbox::serve(opts, listener, async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        })
+        .await?;
+        Ok::<(), anyhow::Error>(())
     })
 }
 

@@ -12,6 +12,8 @@
 //!   from the groups every second.
 //! - `auth`, `tickets`, `payments`, `search`: JWTs, signed QR tickets, the
 //!   payment provider interface and its sandbox, the search index.
+//! - `payments_http`, `payment_webhook`: the HTTP payment provider
+//!   (docs/payments.md) and its signed charge notifications.
 //! - `queue`: the waiting room (batched joins, queue and access tokens,
 //!   status and its stream, the hold gate, the pre-queue audit).
 
@@ -21,7 +23,9 @@ mod catalog;
 mod http;
 mod ids;
 pub mod notify;
+mod payment_webhook;
 pub mod payments;
+pub mod payments_http;
 mod queue;
 mod routes;
 mod saga;
@@ -42,6 +46,7 @@ use raft::{ClusterClient, Consistency, Query};
 use statemachine::{Applied, Command, Millis, Op};
 
 pub use http::ApiError;
+pub use payment_webhook::PaymentWebhooks;
 pub use routes::openapi_pretty;
 
 use crate::gateway::auth::Auth;
@@ -61,6 +66,8 @@ pub struct GatewaySettings {
     pub signer: TicketSigner,
     /// Payment provider.
     pub payments: Arc<dyn PaymentProvider>,
+    /// Verifies the HTTP provider's notifications (`None`: the route is a 404).
+    pub payment_webhooks: Option<PaymentWebhooks>,
     /// Serve the dev-token route.
     pub dev_mode: bool,
     /// Largest request body.
@@ -101,6 +108,7 @@ struct Inner {
     auth: Auth,
     signer: TicketSigner,
     payments: Arc<dyn PaymentProvider>,
+    payment_webhooks: Option<PaymentWebhooks>,
     dev_mode: bool,
     body_bytes_max: usize,
     limiter: DefaultKeyedRateLimiter<String>,
@@ -142,6 +150,7 @@ impl Gateway {
                 auth: settings.auth,
                 signer: settings.signer,
                 payments: settings.payments,
+                payment_webhooks: settings.payment_webhooks,
                 dev_mode: settings.dev_mode,
                 body_bytes_max: settings.body_bytes_max,
                 limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
@@ -167,6 +176,10 @@ impl Gateway {
 
     pub(crate) fn payments(&self) -> &dyn PaymentProvider {
         &*self.inner.payments
+    }
+
+    pub(crate) fn payment_webhooks(&self) -> Option<&PaymentWebhooks> {
+        self.inner.payment_webhooks.as_ref()
     }
 
     pub(crate) fn rooms(&self) -> &queue::Rooms {

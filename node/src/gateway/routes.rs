@@ -71,6 +71,7 @@ pub(super) fn router(gw: Gateway, body_bytes_max: usize) -> Router {
         .route("/v1/events/{event_id}/queue/stream", get(super::queue::stream))
         .route("/v1/events/{event_id}/queue/audit", get(super::queue::audit))
         .merge(super::admin::routes())
+        .merge(super::payment_webhook::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_bytes_max))
         .layer(middleware::from_fn(observe))
@@ -1230,7 +1231,8 @@ impl utoipa::Modify for BearerAuth {
         create_booking, my_bookings, get_booking, cancel_booking, public_key, get_ticket, ticket_qr, transfer_ticket,
         checkin, join_waitlist, leave_waitlist,
         super::queue::join, super::queue::status, super::queue::stream, super::queue::audit,
-        super::admin::add_node, super::admin::remove_node, super::admin::transfer_leader, super::admin::trigger_snapshot
+        super::admin::add_node, super::admin::remove_node, super::admin::transfer_leader, super::admin::trigger_snapshot,
+        super::payment_webhook::webhook
     ),
     components(schemas(ErrorBody))
 )]

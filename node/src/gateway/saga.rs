@@ -28,7 +28,7 @@ const RECONCILE_PAGE_MAX: u32 = 100;
 /// where this one stopped, so every intent is reached however many there are.
 const RECONCILE_ROUND_INTENTS_MAX: usize = 10_000;
 /// The command client of reconciliation.
-const RECONCILER: &str = "gateway-reconciler";
+pub(crate) const RECONCILER: &str = "gateway-reconciler";
 
 /// Namespace of intent ids (name-based UUIDs of user and request key).
 const INTENT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6e1c_55a3_2f0b_4d1e_9a0c_5b7e_31d2_4c88);
@@ -96,7 +96,7 @@ fn step_request(step: &str, key: &str) -> String {
 }
 
 /// After a captured charge: the booking, or the refund and the reason.
-async fn settle_confirm(
+pub(crate) async fn settle_confirm(
     gw: &Gateway,
     group: u64,
     intent: &str,

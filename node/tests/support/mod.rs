@@ -43,6 +43,84 @@ pub fn signed_token(user: &str) -> String {
     .unwrap()
 }
 
+/// The keys of the HTTP payment provider in the tests.
+pub const PAYMENTS_API_KEY: &str = "test-payments-api-key-0123456789abcdef";
+pub const PAYMENTS_WEBHOOK_SECRET: &str = "test-payments-webhook-secret-0123456789";
+
+/// A `[gateway]` line choosing the HTTP payment provider at `base_url`
+/// with the test keys, plus `extra` keys of `[gateway.payments]`
+/// (`", call_timeout_ms = 500"`).
+pub fn http_payments(base_url: &str, extra: &str) -> String {
+    format!(
+        "payments = {{ provider = \"http\", base_url = \"{base_url}\", api_key = \"{PAYMENTS_API_KEY}\", \
+         webhook_secret = \"{PAYMENTS_WEBHOOK_SECRET}\"{extra} }}\n"
+    )
+}
+
+/// A `ticketd payments-sandbox` process (the local payment provider).
+pub struct PaymentsSandbox {
+    /// Its base URL.
+    pub url: String,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl PaymentsSandbox {
+    /// Starts one on `listen`, notifying `webhook_url`; `tok_timeout` is
+    /// captured after `slow_ms`.
+    pub fn start(listen: &str, webhook_url: Option<&str>, slow_ms: u64, log: &Path) -> PaymentsSandbox {
+        use std::io::BufRead;
+        let err = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ticketd"));
+        cmd.args(["payments-sandbox", "--listen", listen, "--slow-ms", &slow_ms.to_string()])
+            .env("TICKETD_PAYMENTS_API_KEY", PAYMENTS_API_KEY)
+            .env("TICKETD_PAYMENTS_WEBHOOK_SECRET", PAYMENTS_WEBHOOK_SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err);
+        if let Some(url) = webhook_url {
+            cmd.args(["--webhook-url", url]);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr =
+            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("payments sandbox said {line:?}"));
+        PaymentsSandbox { url: format!("http://{addr}"), log: log.to_path_buf(), child }
+    }
+
+    /// A signed request to the provider's API, as a gateway would send it.
+    pub async fn call(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let ts = node::gateway::payments_http::unix_secs();
+        let sig = node::gateway::payments_http::request_signature(PAYMENTS_API_KEY, ts, method.as_str(), path, &bytes);
+        let r = client
+            .request(method, format!("{}{path}", self.url))
+            .header(node::gateway::payments_http::TIMESTAMP_HEADER, ts.to_string())
+            .header(node::gateway::payments_http::SIGNATURE_HEADER, sig)
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for PaymentsSandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -122,6 +200,17 @@ pub fn cluster_with(n: u64, demo: bool, node1_gateway: &str) -> Cluster {
 
 /// [`cluster`] with extra `[gateway]` keys for node 1 and for every node.
 pub fn cluster_gateways(n: u64, demo: bool, node1_gateway: &str, every_gateway: &str) -> Cluster {
+    cluster_configured(n, demo, |id| {
+        if id == 1 {
+            format!("{node1_gateway}{every_gateway}")
+        } else {
+            every_gateway.to_string()
+        }
+    })
+}
+
+/// [`cluster`] with extra `[gateway]` keys per node id.
+pub fn cluster_configured(n: u64, demo: bool, gateway_extra: impl Fn(u64) -> String) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let grpc: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let http: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -142,13 +231,17 @@ pub fn cluster_gateways(n: u64, demo: bool, node1_gateway: &str, every_gateway: 
         }
         text.push_str(&format!(
             "\n[gateway]\nhttp_listen = \"127.0.0.1:{}\"\njwt_secret = \"{JWT_SECRET}\"\nticket_key_seed = \"{SEED}\"\n\
-             dev_mode = true\nuser_requests_per_sec = 1000\nuser_burst_max = 1000\npayment_timeout_ms = 200\npayment_grace_ms = 1000\n",
+             dev_mode = true\nuser_requests_per_sec = 1000\nuser_burst_max = 1000\n",
             http[i as usize]
         ));
-        if id == 1 {
-            text.push_str(node1_gateway);
+        // Payment timings the extra keys do not set themselves.
+        let extra = gateway_extra(id);
+        for (key, value) in [("payment_timeout_ms", "200"), ("payment_grace_ms", "1000")] {
+            if !extra.lines().any(|l| l.trim_start().starts_with(key)) {
+                text.push_str(&format!("{key} = {value}\n"));
+            }
         }
-        text.push_str(every_gateway);
+        text.push_str(&extra);
         let config = dir.path().join(format!("node{id}.toml"));
         std::fs::write(&config, text).unwrap();
         let mut node = Node { id, config, log: dir.path().join(format!("node{id}.log")), child: None };
