@@ -325,8 +325,10 @@ impl ClusterClient {
 
     /// Adds node `id` at `addr` to `group` as a learner and waits until it
     /// has caught up (through the group's leader). The node must first prove
-    /// to the leader that it is node `id` of this cluster: one that does not
-    /// is refused ([`ClientError::Refused`]) and the group is unchanged.
+    /// to the leader that it is node `id` of this cluster: one that answers
+    /// without such a proof is refused ([`ClientError::Refused`]), one that
+    /// does not answer (not listening yet) is asked again within the budget
+    /// ([`ClientError::Unavailable`]); either way the group is unchanged.
     pub async fn add_learner(&self, group: GroupId, id: u64, addr: &str) -> Result<(), ClientError> {
         let learner = Member { id, addr: addr.to_string() };
         self.on_leader(group, |mut c, timeout| {

@@ -102,27 +102,59 @@ fn membership_proof(secret: &str, nonce: &[u8], id: u64, addr: &str) -> [u8; 32]
     out
 }
 
+/// Why a node named to join was not trusted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ProofFailure {
+    /// Nothing answered at the address in time (not listening yet, down, or
+    /// partitioned away): asking again later may succeed.
+    Unreachable(String),
+    /// Something answered, but not with a proof that it is the named node
+    /// of this cluster.
+    Refused(String),
+}
+
+/// Pause between proof attempts while nothing listens at the address yet.
+const PROOF_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// Asks the node at `addr` to prove that it is node `id` of this cluster
-/// (holds the secret, and listens at `addr` under that id), within `wait`.
-/// The request carries no secret, and goes over a connection of its own that
-/// closes afterwards, so an address that fails leaves nothing behind. The
-/// error says why the node is not trusted.
-pub(crate) async fn prove_peer(secret: &str, id: u64, addr: &str, wait: Duration) -> Result<(), String> {
+/// (holds the secret, and listens at `addr` under that id), trying again
+/// while nothing answers, for at most `wait`. The requests carry no secret
+/// and go over a connection of their own that closes afterwards, so an
+/// address that fails leaves nothing behind.
+pub(crate) async fn prove_peer(secret: &str, id: u64, addr: &str, wait: Duration) -> Result<(), ProofFailure> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match prove_once(secret, id, addr, deadline).await {
+            Err(ProofFailure::Unreachable(_))
+                if deadline.saturating_duration_since(tokio::time::Instant::now()) > PROOF_RETRY_PAUSE =>
+            {
+                tokio::time::sleep(PROOF_RETRY_PAUSE).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn prove_once(secret: &str, id: u64, addr: &str, deadline: tokio::time::Instant) -> Result<(), ProofFailure> {
+    let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
     let nonce: [u8; PROOF_NONCE_BYTES] = rand::random();
-    let channel = endpoint(addr)?.connect_lazy();
+    let channel = endpoint(addr).map_err(ProofFailure::Refused)?.connect_lazy();
     let mut client = RaftTransportClient::new(channel).max_decoding_message_size(PROOF_REPLY_BYTES_MAX);
     let mut request = Request::new(ProveRequest { nonce: nonce.to_vec() });
     request.set_timeout(wait);
-    let reply = match tokio::time::timeout(wait, client.prove(request)).await {
-        Err(_) => return Err(format!("no answer within {} ms", wait.as_millis())),
-        Ok(Err(status)) => return Err(format!("{:?}: {}", status.code(), status.message())),
+    let reply = match tokio::time::timeout_at(deadline, client.prove(request)).await {
+        Err(_) => return Err(ProofFailure::Unreachable(format!("no answer within {} ms", wait.as_millis()))),
+        Ok(Err(status)) if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) => {
+            return Err(ProofFailure::Unreachable(status.message().to_string()))
+        }
+        Ok(Err(status)) => return Err(ProofFailure::Refused(format!("{:?}: {}", status.code(), status.message()))),
         Ok(Ok(reply)) => reply.into_inner(),
     };
     if reply.node_id != id || reply.addr != addr {
-        return Err(format!("it answers as node {} at {:?}", reply.node_id, reply.addr));
+        return Err(ProofFailure::Refused(format!("it answers as node {} at {:?}", reply.node_id, reply.addr)));
     }
     if !constant_time_eq::constant_time_eq(&reply.proof, &membership_proof(secret, &nonce, id, addr)) {
-        return Err("its proof does not match this cluster's secret".to_string());
+        return Err(ProofFailure::Refused("its proof does not match this cluster's secret".to_string()));
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::batch::Proposer;
-use crate::network::{Groups, NetworkFactory, PeerPool, TransportService, MESSAGE_BYTES_MAX};
+use crate::network::{Groups, NetworkFactory, PeerPool, ProofFailure, TransportService, MESSAGE_BYTES_MAX};
 use crate::query::{answer, Query, ReadReply};
 use crate::service::ShardService;
 use crate::sm::{ShardSm, ShardState};
@@ -32,8 +32,9 @@ const SERVER_DRAIN: Duration = Duration::from_secs(2);
 const STORE_RELEASE_MAX: Duration = Duration::from_secs(5);
 
 /// How long a node asked to join a group may take to prove it is a member
-/// of the cluster (connecting included). A genuine node answers at once;
-/// the bound keeps a listener that never answers from holding the call.
+/// of the cluster (connecting, and connecting again while nothing listens,
+/// included). A genuine node answers at once; the bound keeps a listener
+/// that never answers from holding the call.
 const PROOF_WAIT_MS_MAX: u64 = 1_000;
 
 /// Log entries between snapshots by default. Encoding a snapshot stops
@@ -159,6 +160,21 @@ pub enum NodeError {
         /// The address it was named at.
         addr: String,
         /// What went wrong with the proof.
+        reason: String,
+    },
+    /// Nothing answered at the address of a node named to join the group
+    /// (it may not be listening yet); the group is unchanged.
+    #[error(
+        "the node at {addr} did not answer (to join group {group} as node {id}): {reason}; group {group} is unchanged"
+    )]
+    Unreachable {
+        /// The group.
+        group: GroupId,
+        /// The id it was to join under.
+        id: u64,
+        /// The address it was named at.
+        addr: String,
+        /// What the connection attempts ended with.
         reason: String,
     },
     /// A new learner did not catch up with the leader's log in time.
@@ -613,7 +629,8 @@ impl RaftNode {
     /// neither happening under one id.
     ///
     /// Before anything is proposed, the node at `peer` must prove that it
-    /// is node `id` of this cluster ([`NodeError::Unproven`]): the leader
+    /// is node `id` of this cluster ([`NodeError::Unproven`], or
+    /// [`NodeError::Unreachable`] if nothing answers there): the leader
     /// sends the cluster secret with every Raft message to a member, so it
     /// must never make a member of an address nobody vouched for. A learner
     /// this call adds that does not catch up within
@@ -638,9 +655,13 @@ impl RaftNode {
                 peer
             )));
         }
-        crate::network::prove_peer(&self.config.secret, id, &peer.addr, Duration::from_millis(PROOF_WAIT_MS_MAX))
-            .await
-            .map_err(|reason| NodeError::Unproven { group, id, addr: peer.addr.clone(), reason })?;
+        let addr = peer.addr.clone();
+        match crate::network::prove_peer(&self.config.secret, id, &addr, Duration::from_millis(PROOF_WAIT_MS_MAX)).await
+        {
+            Ok(()) => {}
+            Err(ProofFailure::Refused(reason)) => return Err(NodeError::Unproven { group, id, addr, reason }),
+            Err(ProofFailure::Unreachable(reason)) => return Err(NodeError::Unreachable { group, id, addr, reason }),
+        }
         let wait_ms = self.config.learner_catch_up_ms_max;
         let lag_max = self.raft_config.replication_lag_threshold;
         if known.is_some() {
