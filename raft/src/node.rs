@@ -148,35 +148,15 @@ pub enum NodeError {
         /// The refused id.
         id: u64,
     },
-    /// The node named to join a group did not prove that it holds the
-    /// cluster secret under that id at that address; the group is
+    /// The node named to join a group answered, but did not prove that it
+    /// holds the cluster secret under that id at that address; the group is
     /// unchanged and nothing was sent to it but a random challenge.
-    #[error("the node at {addr} did not prove it is node {id} of this cluster ({reason}); group {group} is unchanged")]
-    Unproven {
-        /// The group.
-        group: GroupId,
-        /// The id it was to join under.
-        id: u64,
-        /// The address it was named at.
-        addr: String,
-        /// What went wrong with the proof.
-        reason: String,
-    },
+    #[error("the node at {} did not prove it is node {} of this cluster ({}); group {} is unchanged", .0.addr, .0.id, .0.reason, .0.group)]
+    Unproven(Box<JoinRefused>),
     /// Nothing answered at the address of a node named to join the group
     /// (it may not be listening yet); the group is unchanged.
-    #[error(
-        "the node at {addr} did not answer (to join group {group} as node {id}): {reason}; group {group} is unchanged"
-    )]
-    Unreachable {
-        /// The group.
-        group: GroupId,
-        /// The id it was to join under.
-        id: u64,
-        /// The address it was named at.
-        addr: String,
-        /// What the connection attempts ended with.
-        reason: String,
-    },
+    #[error("the node at {} did not answer (to join group {} as node {}): {}; the group is unchanged", .0.addr, .0.group, .0.id, .0.reason)]
+    Unreachable(Box<JoinRefused>),
     /// A new learner did not catch up with the leader's log in time.
     #[error(
         "node {id} did not catch up with group {group} within {waited_ms} ms{}",
@@ -193,6 +173,19 @@ pub enum NodeError {
         /// for a learner the same call added).
         removed: bool,
     },
+}
+
+/// A node a leader did not add to a group, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRefused {
+    /// The group.
+    pub group: GroupId,
+    /// The id it was to join under.
+    pub id: u64,
+    /// The address it was named at.
+    pub addr: String,
+    /// What the proof, or the attempts to reach it, ended with.
+    pub reason: String,
 }
 
 /// What a replica knows about its group, for operators and tests.
@@ -659,8 +652,12 @@ impl RaftNode {
         match crate::network::prove_peer(&self.config.secret, id, &addr, Duration::from_millis(PROOF_WAIT_MS_MAX)).await
         {
             Ok(()) => {}
-            Err(ProofFailure::Refused(reason)) => return Err(NodeError::Unproven { group, id, addr, reason }),
-            Err(ProofFailure::Unreachable(reason)) => return Err(NodeError::Unreachable { group, id, addr, reason }),
+            Err(ProofFailure::Refused(reason)) => {
+                return Err(NodeError::Unproven(Box::new(JoinRefused { group, id, addr, reason })))
+            }
+            Err(ProofFailure::Unreachable(reason)) => {
+                return Err(NodeError::Unreachable(Box::new(JoinRefused { group, id, addr, reason })))
+            }
         }
         let wait_ms = self.config.learner_catch_up_ms_max;
         let lag_max = self.raft_config.replication_lag_threshold;

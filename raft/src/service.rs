@@ -57,9 +57,9 @@ pub(crate) fn to_status(e: NodeError) -> Status {
         NodeError::Config(_) => with_kind(Status::invalid_argument(message), "bad_request"),
         NodeError::Retired { .. } => with_kind(Status::invalid_argument(message), "retired"),
         // Asking again will not make the node prove itself.
-        NodeError::Unproven { .. } => with_kind(Status::invalid_argument(message), "unproven"),
+        NodeError::Unproven(_) => with_kind(Status::invalid_argument(message), "unproven"),
         // Perhaps not listening yet: the client asks again within its budget.
-        NodeError::Unreachable { .. } => with_kind(Status::unavailable(message), "unreachable"),
+        NodeError::Unreachable(_) => with_kind(Status::unavailable(message), "unreachable"),
         // Dropped again: its id is retired, so a retry cannot succeed.
         NodeError::NotCaughtUp { removed: true, .. } => with_kind(Status::invalid_argument(message), "not_caught_up"),
         NodeError::NotCaughtUp { removed: false, .. } => with_kind(Status::unavailable(message), "not_caught_up"),

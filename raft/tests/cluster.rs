@@ -925,17 +925,17 @@ async fn a_joining_node_proves_membership_and_a_learner_that_never_catches_up_is
     let stranger = RaftNode::start(stranger_config).await.unwrap();
     stranger.open_group(GROUP).await.unwrap();
     match add(4, stranger_addr.to_string()).await {
-        Err(NodeError::Unproven { id: 4, reason, .. }) => assert!(reason.contains("secret"), "{reason}"),
+        Err(NodeError::Unproven(r)) if r.id == 4 => assert!(r.reason.contains("secret"), "{r:?}"),
         other => panic!("a node of another cluster was taken in: {other:?}"),
     }
     let genuine_addr = free_addr();
     let genuine = RaftNode::start(config(5, genuine_addr, cluster.dir.path())).await.unwrap();
     match add(6, genuine_addr.to_string()).await {
-        Err(NodeError::Unproven { id: 6, reason, .. }) => assert!(reason.contains("node 5"), "{reason}"),
+        Err(NodeError::Unproven(r)) if r.id == 6 => assert!(r.reason.contains("node 5"), "{r:?}"),
         other => panic!("node 5 was taken in as node 6: {other:?}"),
     }
     match add(5, format!("localhost:{}", genuine_addr.port())).await {
-        Err(NodeError::Unproven { id: 5, .. }) => {}
+        Err(NodeError::Unproven(r)) if r.id == 5 => {}
         other => panic!("node 5 was taken in at an address it does not listen at: {other:?}"),
     }
     let after = cluster.node(leader).status(GROUP).unwrap();
