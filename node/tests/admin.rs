@@ -1,7 +1,9 @@
 //! The admin cluster routes on real processes: a node joins every region
 //! group over HTTP (learner, catch-up, voter), takes a group's leadership,
 //! replicas snapshot on demand, and the node is removed again; the gateway
-//! keeps booking throughout, and bad requests change nothing.
+//! keeps booking throughout, and bad requests change nothing. An address
+//! that cannot prove it is a node of the cluster is refused without being
+//! sent the secret, and a node that is only a learner is removed too.
 
 mod support;
 
@@ -156,4 +158,100 @@ async fn cluster_operations_over_http() {
     assert_eq!(ids(&group(&status, "ap-south")["members"]), [1, 2, 3], "the refused add changed the group: {status}");
     assert_eq!(ids(&group(&status, "ap-south")["retired"]), [4], "{status}");
     hold("Floor-A-5").await;
+}
+
+/// Every request a listener on loopback got: its path and its headers.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+/// A listener that speaks HTTP/2 (what a leader dials for a peer), records
+/// every request, and answers each as a gRPC server that knows no such
+/// method. It stands for an address an admin names that is no node of the
+/// cluster.
+async fn recording_listener() -> (String, Seen) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen: Seen = Default::default();
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let headers = request
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        record.lock().unwrap().push((request.uri().path().to_string(), headers));
+        async {
+            axum::response::Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "12")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_node_needs_proof_and_remove_node_drops_learners() {
+    let mut c = cluster(3, false);
+    let g1 = c.gateway(1);
+    c.wait_ready(&g1, Duration::from_secs(60)).await;
+    let admin = c.token(&g1, "root", &["admin"]).await;
+    let client = c.client.clone();
+    let admin_call = |method: Method, path: &str, body: Option<Value>| {
+        let (client, url, admin) = (client.clone(), format!("{g1}{path}"), admin.clone());
+        async move { call(&client, method, &url, Some(&admin), body, None).await }
+    };
+    let regions = ["ap-south", "eu-west", "us-east"];
+
+    // An address that is no node of the cluster: refused with a clear
+    // answer, it never sees the secret, and no group changes.
+    let (fake, seen) = recording_listener().await;
+    let (s, v) = admin_call(Method::POST, "/v1/admin/cluster/nodes", Some(json!({"node_id": 9, "addr": fake}))).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("cluster_refused")), "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&fake) && message.contains("did not prove"), "{v}");
+    // Give a leader that did add it the time to dial it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = seen.lock().unwrap().clone();
+    assert!(!requests.is_empty(), "the leader never asked the address for a proof");
+    for (path, headers) in &requests {
+        assert!(path.ends_with("/Prove"), "the leader called {path} on an unproven address");
+        for (name, value) in headers {
+            assert!(!value.contains(support::SECRET), "the secret went to the address in {name} of {path}");
+        }
+    }
+    let (_, status) = admin_call(Method::GET, "/v1/admin/cluster", None).await;
+    for region in regions {
+        let g = group(&status, region);
+        assert_eq!(ids(&g["members"]), [1, 2, 3], "{region}: {status}");
+        assert_eq!((ids(&g["learners"]), ids(&g["retired"])), (vec![], vec![]), "{region}: {status}");
+    }
+
+    // A genuine node that is only a learner of every group (added through
+    // the Shard service, never promoted) is removed from all of them.
+    c.add_storage_node(4);
+    let addr4 = c.grpc(4);
+    let ops = raft::ClusterClient::new(
+        (1..=3).map(|n| c.grpc(n)).collect(),
+        support::SECRET,
+        Duration::from_secs(2),
+        Duration::from_secs(20),
+    );
+    for region in regions {
+        let id = group(&status, region)["group_id"].as_u64().unwrap();
+        ops.add_learner(id, 4, &addr4).await.unwrap_or_else(|e| panic!("{region}: {e}\n{}", c.logs()));
+    }
+    let (_, status) = admin_call(Method::GET, "/v1/admin/cluster", None).await;
+    for region in regions {
+        assert_eq!(ids(&group(&status, region)["learners"]), [4], "{region}: {status}");
+    }
+    let (s, v) = admin_call(Method::DELETE, "/v1/admin/cluster/nodes/4", None).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, status) = admin_call(Method::GET, "/v1/admin/cluster", None).await;
+    for region in regions {
+        let g = group(&status, region);
+        assert_eq!((ids(&g["members"]), ids(&g["learners"])), (vec![1, 2, 3], vec![]), "{region}: {status}");
+        assert_eq!(ids(&g["retired"]), [4], "{region}: {status}");
+    }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use proto::raft_v1::shard_client::ShardClient;
 use proto::raft_v1::{
     AddLearnerRequest, ChangeVotersRequest, Empty, GroupRequest, InitializeRequest, Member, ProposeRequest,
-    ReadConsistency, ReadRequest, TransferLeaderRequest, WatchEventsRequest, WatchSeatsRequest,
+    ReadConsistency, ReadRequest, RemoveLearnerRequest, TransferLeaderRequest, WatchEventsRequest, WatchSeatsRequest,
 };
 use statemachine::{Applied, Command};
 use tonic::metadata::MetadataValue;
@@ -324,7 +324,11 @@ impl ClusterClient {
     }
 
     /// Adds node `id` at `addr` to `group` as a learner and waits until it
-    /// has caught up (through the group's leader).
+    /// has caught up (through the group's leader). The node must first prove
+    /// to the leader that it is node `id` of this cluster: one that answers
+    /// without such a proof is refused ([`ClientError::Refused`]), one that
+    /// does not answer (not listening yet) is asked again within the budget
+    /// ([`ClientError::Unavailable`]); either way the group is unchanged.
     pub async fn add_learner(&self, group: GroupId, id: u64, addr: &str) -> Result<(), ClientError> {
         let learner = Member { id, addr: addr.to_string() };
         self.on_leader(group, |mut c, timeout| {
@@ -340,6 +344,17 @@ impl ClusterClient {
         self.on_leader(group, |mut c, timeout| {
             let request = self.request(ChangeVotersRequest { group_id: group, voters: voters.to_vec() }, timeout);
             async move { c.change_voters(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Drops learner `id` from `group` (through its leader); a voter is
+    /// refused, an id that is no member changes nothing.
+    pub async fn remove_learner(&self, group: GroupId, id: u64) -> Result<(), ClientError> {
+        self.on_leader(group, |mut c, timeout| {
+            let request = self.request(RemoveLearnerRequest { group_id: group, id }, timeout);
+            async move { c.remove_learner(request).await }
         })
         .await?;
         Ok(())

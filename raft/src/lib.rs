@@ -42,7 +42,7 @@ pub use batch::{log_index_of, state_index, Batching, ENTRY_COMMANDS_LIMIT, INDEX
 pub use client::{ClientError, ClusterClient, Consistency, EventStream, EventWatch, NodeStatus, Watch, WatchStream};
 pub use events::{IndexedEvents, EVENTS_KEPT_MAX};
 pub use feed::{SeatChange, FEED_CHANGES_MAX};
-pub use node::{GroupStatus, NodeConfig, NodeError, RaftNode, SNAPSHOT_LOGS_DEFAULT};
+pub use node::{GroupStatus, JoinRefused, NodeConfig, NodeError, RaftNode, SNAPSHOT_LOGS_DEFAULT};
 pub use query::{answer, Answer, Query, ReadReply, AUDIT_PAGE_MAX, EVENTS_PAGE_MAX, INTENTS_PAGE_MAX};
 pub use sm::{ShardSm, ShardState, SnapshotBuilder};
 pub use store::{FlushStats, LogStore, NodeStore};

@@ -6,6 +6,12 @@
 //! concurrently, so a slow or stuck group never blocks another. Every call
 //! carries the cluster secret; a peer without it is refused.
 //!
+//! The one exception is `Prove`: before a leader adds a node to a group (and
+//! so starts sending it the secret), the node must prove it holds the secret
+//! by answering a random nonce with an HMAC bound to its id and address
+//! ([`prove_peer`]). Neither side sends the secret in that call, so naming a
+//! listener of one's own as a new node's address yields nothing.
+//!
 //! Deadlines: every call is bounded by the deadline openraft passes in
 //! `RPCOption` (its soft TTL), both as a gRPC timeout and locally.
 
@@ -23,7 +29,7 @@ use openraft::raft::{
 use openraft::{RPCTypes, RaftNetworkV2, Snapshot};
 use proto::raft_v1::raft_transport_client::RaftTransportClient;
 use proto::raft_v1::raft_transport_server::RaftTransport;
-use proto::raft_v1::{snapshot_frame, RaftReply, RaftRequest, SnapshotFrame};
+use proto::raft_v1::{snapshot_frame, ProveReply, ProveRequest, RaftReply, RaftRequest, SnapshotFrame};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::metadata::MetadataValue;
@@ -41,6 +47,14 @@ pub(crate) const MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// Snapshot chunk size when openraft does not set one.
 const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = 1024 * 1024;
+/// Length of a membership proof's nonce.
+pub(crate) const PROOF_NONCE_BYTES: usize = 32;
+/// Largest answer to a proof request the asker decodes: the node that
+/// answers is not trusted yet, so it gets no room for a large message.
+const PROOF_REPLY_BYTES_MAX: usize = 4 * 1024;
+/// What a membership proof's HMAC covers before the nonce, so that the MAC
+/// cannot stand for anything else keyed with the secret.
+const PROOF_LABEL: &[u8] = b"ticketing.raft.v1 membership proof\0";
 
 type ShardSnapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
 
@@ -59,17 +73,90 @@ impl PeerPool {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{}", crate::debug::dial(addr)))
-            .map_err(|e| format!("bad peer address {addr:?}: {e}"))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+        let channel = endpoint(addr)?.keep_alive_while_idle(true).connect_lazy();
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }
+}
+
+fn endpoint(addr: &str) -> Result<Endpoint, String> {
+    Ok(Endpoint::from_shared(format!("http://{}", crate::debug::dial(addr)))
+        .map_err(|e| format!("bad peer address {addr:?}: {e}"))?
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5)))
+}
+
+/// The MAC node `id` at `addr` answers `nonce` with.
+fn membership_proof(secret: &str, nonce: &[u8], id: u64, addr: &str) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(PROOF_LABEL);
+    mac.update(nonce);
+    mac.update(&id.to_be_bytes());
+    mac.update(addr.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&mac.finalize().into_bytes());
+    out
+}
+
+/// Why a node named to join was not trusted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ProofFailure {
+    /// Nothing answered at the address in time (not listening yet, down, or
+    /// partitioned away): asking again later may succeed.
+    Unreachable(String),
+    /// Something answered, but not with a proof that it is the named node
+    /// of this cluster.
+    Refused(String),
+}
+
+/// Pause between proof attempts while nothing listens at the address yet.
+const PROOF_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Asks the node at `addr` to prove that it is node `id` of this cluster
+/// (holds the secret, and listens at `addr` under that id), trying again
+/// while nothing answers, for at most `wait`. The requests carry no secret
+/// and go over a connection of their own that closes afterwards, so an
+/// address that fails leaves nothing behind.
+pub(crate) async fn prove_peer(secret: &str, id: u64, addr: &str, wait: Duration) -> Result<(), ProofFailure> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match prove_once(secret, id, addr, deadline).await {
+            Err(ProofFailure::Unreachable(_))
+                if deadline.saturating_duration_since(tokio::time::Instant::now()) > PROOF_RETRY_PAUSE =>
+            {
+                tokio::time::sleep(PROOF_RETRY_PAUSE).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn prove_once(secret: &str, id: u64, addr: &str, deadline: tokio::time::Instant) -> Result<(), ProofFailure> {
+    let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let nonce: [u8; PROOF_NONCE_BYTES] = rand::random();
+    let channel = endpoint(addr).map_err(ProofFailure::Refused)?.connect_lazy();
+    let mut client = RaftTransportClient::new(channel).max_decoding_message_size(PROOF_REPLY_BYTES_MAX);
+    let mut request = Request::new(ProveRequest { nonce: nonce.to_vec() });
+    request.set_timeout(wait);
+    let reply = match tokio::time::timeout_at(deadline, client.prove(request)).await {
+        Err(_) => return Err(ProofFailure::Unreachable(format!("no answer within {} ms", wait.as_millis()))),
+        Ok(Err(status)) if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) => {
+            return Err(ProofFailure::Unreachable(status.message().to_string()))
+        }
+        Ok(Err(status)) => return Err(ProofFailure::Refused(format!("{:?}: {}", status.code(), status.message()))),
+        Ok(Ok(reply)) => reply.into_inner(),
+    };
+    if reply.node_id != id || reply.addr != addr {
+        return Err(ProofFailure::Refused(format!("it answers as node {} at {:?}", reply.node_id, reply.addr)));
+    }
+    if !constant_time_eq::constant_time_eq(&reply.proof, &membership_proof(secret, &nonce, id, addr)) {
+        return Err(ProofFailure::Refused("its proof does not match this cluster's secret".to_string()));
+    }
+    Ok(())
 }
 
 /// Creates the per-peer clients of one group.
@@ -268,6 +355,8 @@ pub(crate) type LeaderContact = Arc<Mutex<HashMap<GroupId, std::time::Instant>>>
 pub(crate) struct TransportService {
     pub(crate) contact: LeaderContact,
     pub(crate) node_id: u64,
+    /// The address this node listens at, as its proofs name it.
+    pub(crate) addr: String,
     pub(crate) groups: Groups,
     pub(crate) secret: Arc<str>,
 }
@@ -382,5 +471,32 @@ impl RaftTransport for TransportService {
         crate::sm::check_snapshot(&meta, &bytes).map_err(Status::invalid_argument)?;
         let response = raft.install_full_snapshot(vote, Snapshot { meta, snapshot: bytes }).await.map_err(fatal)?;
         reply(&response)
+    }
+
+    /// Answers without checking a secret: the proof is what tells the
+    /// asker whether to trust this node.
+    async fn prove(&self, request: Request<ProveRequest>) -> Result<Response<ProveReply>, Status> {
+        let nonce = &request.get_ref().nonce;
+        if nonce.len() != PROOF_NONCE_BYTES {
+            return Err(Status::invalid_argument(format!("a proof nonce has {PROOF_NONCE_BYTES} bytes")));
+        }
+        let proof = membership_proof(&self.secret, nonce, self.node_id, &self.addr);
+        Ok(Response::new(ProveReply { node_id: self.node_id, addr: self.addr.clone(), proof: proof.to_vec() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::membership_proof;
+
+    #[test]
+    fn a_proof_binds_secret_nonce_id_and_address() {
+        let nonce = [7u8; super::PROOF_NONCE_BYTES];
+        let proof = membership_proof("secret", &nonce, 4, "127.0.0.1:7104");
+        assert_eq!(proof, membership_proof("secret", &nonce, 4, "127.0.0.1:7104"));
+        assert_ne!(proof, membership_proof("secret!", &nonce, 4, "127.0.0.1:7104"));
+        assert_ne!(proof, membership_proof("secret", &[8u8; super::PROOF_NONCE_BYTES], 4, "127.0.0.1:7104"));
+        assert_ne!(proof, membership_proof("secret", &nonce, 5, "127.0.0.1:7104"));
+        assert_ne!(proof, membership_proof("secret", &nonce, 4, "127.0.0.1:7105"));
     }
 }

@@ -1,7 +1,7 @@
 //! A node: the replicas of every group it hosts, on one RocksDB, behind one
 //! gRPC server, with one connection per peer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::errors::RaftError;
-use openraft::{Config, ReadPolicy, SnapshotPolicy};
+use openraft::{ChangeMembers, Config, ReadPolicy, SnapshotPolicy};
 use proto::raft_v1::raft_transport_server::RaftTransportServer;
 use proto::raft_v1::shard_server::ShardServer;
 use statemachine::{Applied, Command, Millis, Op, State};
@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::batch::Proposer;
-use crate::network::{Groups, NetworkFactory, PeerPool, TransportService, MESSAGE_BYTES_MAX};
+use crate::network::{Groups, NetworkFactory, PeerPool, ProofFailure, TransportService, MESSAGE_BYTES_MAX};
 use crate::query::{answer, Query, ReadReply};
 use crate::service::ShardService;
 use crate::sm::{ShardSm, ShardState};
@@ -30,6 +30,12 @@ const SERVER_DRAIN: Duration = Duration::from_secs(2);
 
 /// How long shutdown waits for stopped groups to let go of the database.
 const STORE_RELEASE_MAX: Duration = Duration::from_secs(5);
+
+/// How long a node asked to join a group may take to prove it is a member
+/// of the cluster (connecting, and connecting again while nothing listens,
+/// included). A genuine node answers at once; the bound keeps a listener
+/// that never answers from holding the call.
+const PROOF_WAIT_MS_MAX: u64 = 1_000;
 
 /// Log entries between snapshots by default. Encoding a snapshot stops
 /// apply for its duration (about 40 ms for a sold-out 50,000-seat stadium)
@@ -70,6 +76,9 @@ pub struct NodeConfig {
     pub limits: statemachine::Limits,
     /// How proposals share log entries.
     pub batching: crate::Batching,
+    /// How long a new learner may take to catch up with the leader's log
+    /// before the leader drops it from the group again.
+    pub learner_catch_up_ms_max: u64,
 }
 
 impl NodeConfig {
@@ -89,6 +98,7 @@ impl NodeConfig {
             request_timeout_ms: 10_000,
             limits: statemachine::Limits::default(),
             batching: crate::Batching::default(),
+            learner_catch_up_ms_max: 30_000,
         }
     }
 }
@@ -138,6 +148,44 @@ pub enum NodeError {
         /// The refused id.
         id: u64,
     },
+    /// The node named to join a group answered, but did not prove that it
+    /// holds the cluster secret under that id at that address; the group is
+    /// unchanged and nothing was sent to it but a random challenge.
+    #[error("the node at {} did not prove it is node {} of this cluster ({}); group {} is unchanged", .0.addr, .0.id, .0.reason, .0.group)]
+    Unproven(Box<JoinRefused>),
+    /// Nothing answered at the address of a node named to join the group
+    /// (it may not be listening yet); the group is unchanged.
+    #[error("the node at {} did not answer (to join group {} as node {}): {}; the group is unchanged", .0.addr, .0.group, .0.id, .0.reason)]
+    Unreachable(Box<JoinRefused>),
+    /// A new learner did not catch up with the leader's log in time.
+    #[error(
+        "node {id} did not catch up with group {group} within {waited_ms} ms{}",
+        if *removed { "; it was dropped from the group again and its id is retired: give the node a new id" } else { "" }
+    )]
+    NotCaughtUp {
+        /// The group.
+        group: GroupId,
+        /// The learner.
+        id: u64,
+        /// How long the leader waited.
+        waited_ms: u64,
+        /// Whether the leader dropped it from the group again (it does
+        /// for a learner the same call added).
+        removed: bool,
+    },
+}
+
+/// A node a leader did not add to a group, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRefused {
+    /// The group.
+    pub group: GroupId,
+    /// The id it was to join under.
+    pub id: u64,
+    /// The address it was named at.
+    pub addr: String,
+    /// What the proof, or the attempts to reach it, ended with.
+    pub reason: String,
 }
 
 /// What a replica knows about its group, for operators and tests.
@@ -248,6 +296,7 @@ impl RaftNode {
         let service = TransportService {
             contact: Arc::clone(&self.contact),
             node_id: self.config.id,
+            addr: self.peer().addr,
             groups: Arc::clone(&self.groups),
             secret: Arc::from(self.config.secret.as_str()),
         };
@@ -571,20 +620,103 @@ impl RaftNode {
     /// ([`NodeError::Retired`]): a node that was removed may come back with
     /// a stale log or without the vote it cast, and Raft's safety rests on
     /// neither happening under one id.
+    ///
+    /// Before anything is proposed, the node at `peer` must prove that it
+    /// is node `id` of this cluster ([`NodeError::Unproven`], or
+    /// [`NodeError::Unreachable`] if nothing answers there): the leader
+    /// sends the cluster secret with every Raft message to a member, so it
+    /// must never make a member of an address nobody vouched for. A learner
+    /// this call adds that does not catch up within
+    /// `learner_catch_up_ms_max` is dropped again ([`NodeError::NotCaughtUp`]),
+    /// also if the caller gives up waiting first.
     pub async fn add_learner(&self, group: GroupId, id: u64, peer: PeerNode) -> Result<(), NodeError> {
         let raft = self.raft(group)?;
         // Every removal committed before this call is applied first, so
         // the retired set below includes it.
         self.caught_up(group, &raft, Duration::from_millis(self.config.request_timeout_ms)).await?;
-        if self.state(group)?.is_retired(id) {
+        let retired = self.state(group)?.retired();
+        if retired.binary_search(&id).is_ok() {
             return Err(NodeError::Retired { group, id });
         }
-        raft.add_learner(id, peer, true).await.map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
+        // A learner that fails to catch up is dropped, which retires its
+        // id: make sure there is room for that before adding it.
+        retire_room(group, retired.len(), 1)?;
+        let known = self.status(group)?.members.into_iter().find(|(m, _)| *m == id).map(|(_, addr)| addr);
+        if let Some(addr) = known.as_ref().filter(|addr| **addr != peer.addr) {
+            return Err(NodeError::Config(format!(
+                "node {id} is a member of group {group} at {addr}, not at {}",
+                peer
+            )));
+        }
+        let addr = peer.addr.clone();
+        match crate::network::prove_peer(&self.config.secret, id, &addr, Duration::from_millis(PROOF_WAIT_MS_MAX)).await
+        {
+            Ok(()) => {}
+            Err(ProofFailure::Refused(reason)) => {
+                return Err(NodeError::Unproven(Box::new(JoinRefused { group, id, addr, reason })))
+            }
+            Err(ProofFailure::Unreachable(reason)) => {
+                return Err(NodeError::Unreachable(Box::new(JoinRefused { group, id, addr, reason })))
+            }
+        }
+        let wait_ms = self.config.learner_catch_up_ms_max;
+        let lag_max = self.raft_config.replication_lag_threshold;
+        if known.is_some() {
+            // Added before (this is a repeated call): wait for it, but
+            // leave removing it to the call that added it.
+            return match learner_caught_up(&raft, group, id, None, wait_ms, lag_max).await {
+                Err(CatchUp::TimedOut) => Err(NodeError::NotCaughtUp { group, id, waited_ms: wait_ms, removed: false }),
+                Err(CatchUp::Failed(e)) => Err(e),
+                Ok(()) => Ok(()),
+            };
+        }
+        // In a task of its own, so that the learner is dropped again even
+        // if the caller stops waiting.
+        let join = tokio::spawn(async move {
+            let added = raft
+                .add_learner(id, peer, false)
+                .await
+                .map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
+            match learner_caught_up(&raft, group, id, Some(added.log_id), wait_ms, lag_max).await {
+                Ok(()) => return Ok(()),
+                Err(CatchUp::Failed(e)) => return Err(e),
+                Err(CatchUp::TimedOut) => {}
+            }
+            let removed = match raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(group, node = id, "a learner that did not catch up stays in the group: {e}");
+                    false
+                }
+            };
+            Err(NodeError::NotCaughtUp { group, id, waited_ms: wait_ms, removed })
+        });
+        join.await.map_err(|e| NodeError::Fatal { group, reason: format!("adding a learner stopped: {e}") })?
+    }
+
+    /// Drops learner `id` from `group` (its id is retired, as a removed
+    /// voter's is). A voter is refused: change the voters instead. An id
+    /// that is no member changes nothing.
+    pub async fn remove_learner(&self, group: GroupId, id: u64) -> Result<(), NodeError> {
+        let raft = self.raft(group)?;
+        self.caught_up(group, &raft, Duration::from_millis(self.config.request_timeout_ms)).await?;
+        let current = self.status(group)?;
+        if current.voters.contains(&id) {
+            return Err(NodeError::Config(format!("node {id} is a voter of group {group}, not a learner")));
+        }
+        if !current.learners.contains(&id) {
+            return Ok(());
+        }
+        retire_room(group, self.state(group)?.retired().len(), 1)?;
+        raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
         Ok(())
     }
 
-    /// Makes `voters` the voting members of `group`; members left out are
-    /// removed from it (and retired).
+    /// Makes `voters` the voting members of `group`; voters left out are
+    /// removed from it (and retired). Learners stay: see
+    /// [`RaftNode::remove_learner`].
     pub async fn change_voters(
         &self,
         group: GroupId,
@@ -598,13 +730,7 @@ impl RaftNode {
         }
         let current = self.status(group)?;
         let dropped = current.voters.iter().chain(&current.learners).filter(|id| !voters.contains(id)).count();
-        if retired.len() + dropped > crate::snapshot::RETIRED_IDS_MAX {
-            return Err(NodeError::Config(format!(
-                "group {group} has retired {} node ids; removing {dropped} more would pass its limit of {}",
-                retired.len(),
-                crate::snapshot::RETIRED_IDS_MAX
-            )));
-        }
+        retire_room(group, retired.len(), dropped)?;
         raft.change_membership(voters, false).await.map_err(|e| NodeError::Fatal { group, reason: e.to_string() })?;
         Ok(())
     }
@@ -670,6 +796,69 @@ impl RaftNode {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+/// Refuses a change that would retire `dropped` more ids than the group's
+/// retired set has room for.
+fn retire_room(group: GroupId, retired: usize, dropped: usize) -> Result<(), NodeError> {
+    if retired + dropped > crate::snapshot::RETIRED_IDS_MAX {
+        return Err(NodeError::Config(format!(
+            "group {group} has retired {retired} node ids; removing {dropped} more would pass its limit of {}",
+            crate::snapshot::RETIRED_IDS_MAX
+        )));
+    }
+    Ok(())
+}
+
+/// Why a learner's catch-up wait ended without it.
+enum CatchUp {
+    TimedOut,
+    Failed(NodeError),
+}
+
+/// Waits at most `wait_ms` until learner `id` has acknowledged the entry of
+/// the group's current membership (which names it, so it does receive the
+/// log) and lags the leader's log by at most `lag_max` entries (openraft's
+/// own test for a learner ready to vote). `added` is the membership entry
+/// that added it, when this call did: earlier memberships are not waited on.
+async fn learner_caught_up(
+    raft: &ShardRaft,
+    group: GroupId,
+    id: u64,
+    added: Option<crate::types::LogId>,
+    wait_ms: u64,
+    lag_max: u64,
+) -> Result<(), CatchUp> {
+    let waited = raft
+        .wait(Some(Duration::from_millis(wait_ms)))
+        .metrics(
+            |m| {
+                // No longer the leader: nothing to wait for here.
+                let Some(replication) = &m.replication else { return true };
+                let Some(membership_at) = m.membership_config.log_id() else { return false };
+                if added.as_ref().is_some_and(|added| membership_at < added) {
+                    return false;
+                }
+                if m.membership_config.membership().get_node(&id).is_none() {
+                    return true;
+                }
+                replication.get(&id).and_then(Option::as_ref).is_some_and(|matched| {
+                    matched.index >= membership_at.index
+                        && m.last_log_index.unwrap_or(0).saturating_sub(matched.index) <= lag_max
+                })
+            },
+            "learner catch-up",
+        )
+        .await;
+    match waited {
+        Ok(m) if m.replication.is_none() => Err(CatchUp::Failed(NodeError::NotLeader { group, leader: None })),
+        Ok(m) if m.membership_config.membership().get_node(&id).is_none() => {
+            Err(CatchUp::Failed(NodeError::Config(format!("node {id} left group {group} while it was catching up"))))
+        }
+        Ok(_) => Ok(()),
+        Err(openraft::metrics::WaitError::Timeout(..)) => Err(CatchUp::TimedOut),
+        Err(e) => Err(CatchUp::Failed(NodeError::Fatal { group, reason: e.to_string() })),
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::{Arc, Weak};
 use proto::raft_v1::shard_server::Shard;
 use proto::raft_v1::{
     AddLearnerRequest, ChangeVotersRequest, Empty, GroupRequest, GroupStatus as GroupStatusMsg, InitializeRequest,
-    Member, NodeStatusReply, ProposeReply, ProposeRequest, ReadConsistency, ReadReply, ReadRequest, SeatChanges,
-    TransferLeaderRequest, WatchEventsRequest, WatchSeatsRequest,
+    Member, NodeStatusReply, ProposeReply, ProposeRequest, ReadConsistency, ReadReply, ReadRequest,
+    RemoveLearnerRequest, SeatChanges, TransferLeaderRequest, WatchEventsRequest, WatchSeatsRequest,
 };
 use statemachine::Command;
 use tonic::metadata::MetadataValue;
@@ -56,6 +56,13 @@ pub(crate) fn to_status(e: NodeError) -> Status {
         NodeError::NoSuchGroup(_) => with_kind(Status::not_found(message), "no_group"),
         NodeError::Config(_) => with_kind(Status::invalid_argument(message), "bad_request"),
         NodeError::Retired { .. } => with_kind(Status::invalid_argument(message), "retired"),
+        // Asking again will not make the node prove itself.
+        NodeError::Unproven(_) => with_kind(Status::invalid_argument(message), "unproven"),
+        // Perhaps not listening yet: the client asks again within its budget.
+        NodeError::Unreachable(_) => with_kind(Status::unavailable(message), "unreachable"),
+        // Dropped again: its id is retired, so a retry cannot succeed.
+        NodeError::NotCaughtUp { removed: true, .. } => with_kind(Status::invalid_argument(message), "not_caught_up"),
+        NodeError::NotCaughtUp { removed: false, .. } => with_kind(Status::unavailable(message), "not_caught_up"),
         NodeError::Fatal { .. } | NodeError::Io(_) => with_kind(Status::internal(message), "fatal"),
     }
 }
@@ -257,6 +264,16 @@ impl Shard for ShardService {
             return Err(bad_request("voters must be distinct non-zero ids, at least one"));
         }
         node.change_voters(msg.group_id, voters).await.map_err(to_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn remove_learner(&self, request: Request<RemoveLearnerRequest>) -> Result<Response<Empty>, Status> {
+        let node = self.node(&request)?;
+        let msg = request.into_inner();
+        if msg.id == 0 {
+            return Err(bad_request("a learner id is non-zero"));
+        }
+        node.remove_learner(msg.group_id, msg.id).await.map_err(to_status)?;
         Ok(Response::new(Empty {}))
     }
 

@@ -895,3 +895,83 @@ async fn a_removed_node_id_is_never_reused() {
     drop(fourth);
     cluster.shutdown().await;
 }
+
+/// Before a leader adds a node to a group, the node proves that it holds
+/// the cluster secret under the id and at the address it was named by: a
+/// node of another cluster, a genuine node under another id or named by
+/// another address are refused and the membership is unchanged. A node
+/// that proves itself but never catches up (it does not host the group) is
+/// dropped again after `learner_catch_up_ms_max`, and a learner can be
+/// removed on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_joining_node_proves_membership_and_a_learner_that_never_catches_up_is_dropped() {
+    let cluster = Cluster::start(&[GROUP], |c| c.learner_catch_up_ms_max = 1_500).await;
+    let event = event(&cluster, GROUP).await;
+    hold(&cluster, GROUP, event, 1).await;
+    let leader = cluster.leader(GROUP).await;
+    let before = cluster.node(leader).status(GROUP).unwrap();
+    let add = |id: u64, addr: String| {
+        let node = Arc::clone(cluster.node(leader));
+        async move {
+            tokio::time::timeout(Duration::from_secs(20), node.add_learner(GROUP, id, PeerNode { addr }))
+                .await
+                .expect("add_learner did not return")
+        }
+    };
+
+    let stranger_addr = free_addr();
+    let stranger_config =
+        NodeConfig::new(4, stranger_addr, cluster.dir.path().join("stranger"), "another-cluster-secret");
+    let stranger = RaftNode::start(stranger_config).await.unwrap();
+    stranger.open_group(GROUP).await.unwrap();
+    match add(4, stranger_addr.to_string()).await {
+        Err(NodeError::Unproven(r)) if r.id == 4 => assert!(r.reason.contains("secret"), "{r:?}"),
+        other => panic!("a node of another cluster was taken in: {other:?}"),
+    }
+    let genuine_addr = free_addr();
+    let genuine = RaftNode::start(config(5, genuine_addr, cluster.dir.path())).await.unwrap();
+    match add(6, genuine_addr.to_string()).await {
+        Err(NodeError::Unproven(r)) if r.id == 6 => assert!(r.reason.contains("node 5"), "{r:?}"),
+        other => panic!("node 5 was taken in as node 6: {other:?}"),
+    }
+    match add(5, format!("localhost:{}", genuine_addr.port())).await {
+        Err(NodeError::Unproven(r)) if r.id == 5 => {}
+        other => panic!("node 5 was taken in at an address it does not listen at: {other:?}"),
+    }
+    let after = cluster.node(leader).status(GROUP).unwrap();
+    assert_eq!(
+        (&after.voters, &after.learners, &after.members, &after.retired),
+        (&before.voters, &before.learners, &before.members, &before.retired),
+        "a refused node changed the membership"
+    );
+
+    // Node 5 proves itself, but never opened the group.
+    match add(5, genuine_addr.to_string()).await {
+        Err(NodeError::NotCaughtUp { id: 5, removed: true, .. }) => {}
+        other => panic!("a learner that cannot catch up: {other:?}"),
+    }
+    wait_retired(&cluster, leader, 5).await;
+    let after = cluster.node(leader).status(GROUP).unwrap();
+    assert_eq!((&after.voters, &after.learners), (&before.voters, &before.learners), "{after:?}");
+    assert_eq!(after.retired, [5], "{after:?}");
+
+    // A learner that did catch up is removed on its own; a voter is not.
+    genuine.shutdown().await;
+    drop(genuine);
+    let sixth_addr = free_addr();
+    let sixth = RaftNode::start(config(6, sixth_addr, cluster.dir.path())).await.unwrap();
+    sixth.open_group(GROUP).await.unwrap();
+    add(6, sixth_addr.to_string()).await.unwrap();
+    assert_eq!(cluster.node(leader).status(GROUP).unwrap().learners, [6]);
+    cluster.node(leader).remove_learner(GROUP, 6).await.unwrap();
+    wait_retired(&cluster, leader, 6).await;
+    let after = cluster.node(leader).status(GROUP).unwrap();
+    assert_eq!((&after.voters, &after.learners), (&before.voters, &before.learners), "{after:?}");
+    assert_eq!(after.retired, [5, 6], "{after:?}");
+    assert!(matches!(cluster.node(leader).remove_learner(GROUP, before.voters[0]).await, Err(NodeError::Config(_))));
+    hold(&cluster, GROUP, event, 2).await;
+    sixth.shutdown().await;
+    stranger.shutdown().await;
+    drop((sixth, stranger));
+    cluster.shutdown().await;
+}

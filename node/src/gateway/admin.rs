@@ -10,6 +10,14 @@
 //! that is no member, changes nothing. A removed node's id is retired: adding
 //! it again is refused (409 `cluster_refused`); a replacement node joins
 //! under a new id.
+//!
+//! A node named in add-node must prove to each group's leader that it is a
+//! member of this cluster (it answers a random challenge with a MAC keyed by
+//! the cluster secret) before the leader proposes it or sends it anything
+//! secret; an address that answers without such a proof is refused (409
+//! `cluster_refused`), one where nothing answers is 503 `unavailable`, and
+//! no group changes. Remove-node drops the node from every group whether it
+//! votes there or only learns.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -145,8 +153,8 @@ pub(crate) struct AddNodeReq {
         (status = 400, description = "invalid_request", body = ErrorBody),
         (status = 401, description = "missing or invalid token", body = ErrorBody),
         (status = 403, description = "not an admin", body = ErrorBody),
-        (status = 409, description = "cluster_refused (among others: the id was removed before; ids are never reused)", body = ErrorBody),
-        (status = 503, description = "unavailable", body = ErrorBody)
+        (status = 409, description = "cluster_refused, and no group changes: the node at `addr` did not prove it is node `node_id` of this cluster (it must run with the cluster's secret, under that id, listening at exactly that address, and answer within a second); or the id was removed before (ids are never reused); or the new learner did not catch up in time and was dropped again (its id is then retired)", body = ErrorBody),
+        (status = 503, description = "unavailable (among others: nothing answers at `addr` yet; start the node first; no group changes)", body = ErrorBody)
     )
 )]
 pub(crate) async fn add_node(
@@ -194,7 +202,7 @@ fn looks_like_host_port(addr: &str) -> bool {
     params(("node_id" = u64, Path, description = "the node to remove")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`{\"groups\": [...]}`: the node votes in no region group any more"),
+        (status = 200, description = "`{\"groups\": [...]}`: the node is no member (voter or learner) of any region group any more"),
         (status = 400, description = "invalid_request (it is the last voter of a group)", body = ErrorBody),
         (status = 401, description = "missing or invalid token", body = ErrorBody),
         (status = 403, description = "not an admin", body = ErrorBody),
@@ -214,8 +222,11 @@ pub(crate) async fn remove_node(State(gw): State<Gateway>, caller: Caller, Path(
                 return Err(ApiError::bad_request(format!("node {node} is the last voter of {region}")));
             }
             gw.cluster().change_voters(group, &voters).await.map_err(refused)?;
+        } else if view.learners.contains(&node) {
+            // Changing the voters keeps learners: drop it on its own.
+            gw.cluster().remove_learner(group, node).await.map_err(refused)?;
         }
-        let view = settled(&gw, group, |v| !v.voters.contains(&node)).await?;
+        let view = settled(&gw, group, |v| !v.voters.contains(&node) && !v.learners.contains(&node)).await?;
         out.push(group_json(region, &view, &[]));
     }
     Ok(Json(json!({"groups": out})).into_response())
