@@ -57,6 +57,12 @@ pub fn http_payments(base_url: &str, extra: &str) -> String {
     )
 }
 
+/// The `ticketd` the nodes run: this build's, or the one `TEST_TICKETD_BIN`
+/// names (to show that a test catches what an earlier build got wrong).
+pub fn ticketd() -> PathBuf {
+    std::env::var_os("TEST_TICKETD_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ticketd")), PathBuf::from)
+}
+
 /// A `ticketd payments-sandbox` process (the local payment provider).
 pub struct PaymentsSandbox {
     /// Its base URL.
@@ -136,7 +142,7 @@ impl Node {
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "node {} is running", self.id);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ticketd"))
+        let child = Command::new(ticketd())
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
