@@ -262,7 +262,9 @@ async fn check(req: reqwest::RequestBuilder, what: &str) -> Result<(), TestCaseE
         // connection, which the client may have pooled for this request:
         // once more, on a new connection.
         Err(first) => match again {
-            Some(req) => req.send().await.map_err(|e| TestCaseError::fail(format!("{what}: no answer: {first}; {e}")))?,
+            Some(req) => {
+                req.send().await.map_err(|e| TestCaseError::fail(format!("{what}: no answer: {first}; {e}")))?
+            }
             None => return Err(TestCaseError::fail(format!("{what}: no answer: {first}"))),
         },
     };
