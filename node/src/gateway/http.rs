@@ -273,7 +273,7 @@ mod tests {
     fn long_and_short_keys_never_share_a_request_id() {
         let long = "k".repeat(KEY_INLINE_BYTES_MAX + 1);
         let a = IdemKey::of(long.as_bytes()).unwrap().0;
-        let b = IdemKey::of(long[..KEY_INLINE_BYTES_MAX].as_bytes()).unwrap().0;
+        let b = IdemKey::of(&long.as_bytes()[..KEY_INLINE_BYTES_MAX]).unwrap().0;
         assert_ne!(a, b);
         assert!(a.starts_with("keyh:") && b.starts_with("key:"));
     }
