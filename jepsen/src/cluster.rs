@@ -549,7 +549,8 @@ impl Node {
         }
         text.push_str(&format!(
             "\n[gateway]\nhttp_listen = \"{http}\"\njwt_secret = \"{JWT_SECRET}\"\nticket_key_seed = \"{SEED}\"\n\
-             dev_mode = true\nuser_requests_per_sec = 10000\nuser_burst_max = 10000\npayment_grace_ms = 5000\n\
+             dev_mode = true\nuser_requests_per_sec = 10000\nuser_burst_max = 10000\nread_addr_per_sec = 100000\n\
+             read_addr_burst_max = 100000\npayment_grace_ms = 5000\n\
              cluster_budget_ms = 4000\n\n[log]\nlevel = \"info\"\n"
         ));
         let config = dir.join(format!("node{id}.toml"));

@@ -122,6 +122,13 @@ pub struct GatewaySection {
     /// Burst of waiting-room joins from one client address.
     #[serde(default = "defaults::join_addr_burst_max")]
     pub join_addr_burst_max: u32,
+    /// Costly anonymous reads (seat maps, seat streams, the queue audit)
+    /// per second from one client address.
+    #[serde(default = "defaults::read_addr_per_sec")]
+    pub read_addr_per_sec: u32,
+    /// Burst of costly anonymous reads from one client address.
+    #[serde(default = "defaults::read_addr_burst_max")]
+    pub read_addr_burst_max: u32,
     /// Live streams (seat maps and waiting-room positions) served at once.
     #[serde(default = "defaults::streams_max")]
     pub streams_max: usize,
@@ -266,6 +273,12 @@ mod defaults {
     }
     pub(super) fn join_addr_per_sec() -> u32 {
         20
+    }
+    pub(super) fn read_addr_per_sec() -> u32 {
+        50
+    }
+    pub(super) fn read_addr_burst_max() -> u32 {
+        200
     }
     pub(super) fn join_addr_burst_max() -> u32 {
         100
@@ -468,6 +481,9 @@ impl Config {
             }
             if gateway.streams_max == 0 || gateway.streams_max > 1_000_000 {
                 return Err(bad("gateway.streams_max", "must be between 1 and 1,000,000"));
+            }
+            if gateway.read_addr_per_sec == 0 || gateway.read_addr_burst_max == 0 {
+                return Err(bad("gateway.read_addr_per_sec", "rate limits must be positive"));
             }
             if gateway.join_addr_per_sec == 0 || gateway.join_addr_burst_max == 0 {
                 return Err(bad("gateway.join_addr_per_sec", "rate limits must be positive"));

@@ -111,6 +111,8 @@ pub async fn run(config: Config, stop: impl std::future::Future<Output = ()> + S
                 streams_max: g.streams_max,
                 join_addr_per_sec: g.join_addr_per_sec,
                 join_addr_burst_max: g.join_addr_burst_max,
+                read_addr_per_sec: g.read_addr_per_sec,
+                read_addr_burst_max: g.read_addr_burst_max,
                 metrics: metrics.clone(),
                 payment_grace_ms: g.payment_grace_ms,
                 webhooks: (!g.webhooks.is_empty()).then(|| gateway::notify::Webhooks {

@@ -400,3 +400,33 @@ async fn the_waitlist_does_not_skip_the_waiting_room() {
     let (s, v) = api.req(Method::POST, &format!("/v1/events/{event}/waitlist"), Some(&sneaky), Some(body)).await;
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("queue_required")), "{v}");
 }
+
+/// F9: seat maps (megabytes for a stadium, built under the group's state
+/// lock), seat streams and the queue audit need no token, so no per-user
+/// limit reached them. They are limited per client address now, and seat
+/// maps are built a few at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costly_anonymous_reads_are_limited_per_address() {
+    let api = Api::start(cluster_gateways(3, false, "read_addr_per_sec = 1\nread_addr_burst_max = 3\n", "")).await;
+    let venue = api.venue("ap-south", 4, 500).await;
+    let event = api.event(&venue, json!({})).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = api.c.client.get(format!("{}/v1/events/{event}/seats", api.base)).send().await.unwrap();
+        let status = r.status().as_u16();
+        if status == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "rate_limited");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200], "the burst is served: {statuses:?}");
+    assert!(statuses[3..].contains(&429), "an address over its rate is refused: {statuses:?}");
+    let r = api.c.client.get(format!("{}/v1/events/{event}/seats/stream", api.base)).send().await.unwrap();
+    assert_eq!(r.status(), 429, "streams count against the same address");
+    let r = api.c.client.get(format!("{}/v1/events/{event}/queue/audit", api.base)).send().await.unwrap();
+    assert_eq!(r.status(), 429, "and the queue audit");
+    // Users with tokens are limited as users, not by this address's reads.
+    api.still_serving(&event, "Floor-A-1").await;
+}

@@ -88,6 +88,10 @@ pub struct GatewaySettings {
     pub join_addr_per_sec: u32,
     /// Burst of joins from one address.
     pub join_addr_burst_max: u32,
+    /// Costly anonymous reads per second from one address.
+    pub read_addr_per_sec: u32,
+    /// Burst of costly anonymous reads from one address.
+    pub read_addr_burst_max: u32,
 }
 
 tokio::task_local! {
@@ -112,6 +116,9 @@ struct Inner {
     dev_mode: bool,
     body_bytes_max: usize,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Costly anonymous reads by client address: they need no token, so a
+    /// per-user limit does not reach them.
+    read_limiter: DefaultKeyedRateLimiter<std::net::IpAddr>,
     catalog: catalog::Catalog,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     payment_grace_ms: u64,
@@ -154,6 +161,10 @@ impl Gateway {
                 dev_mode: settings.dev_mode,
                 body_bytes_max: settings.body_bytes_max,
                 limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
+                read_limiter: RateLimiter::keyed(
+                    Quota::per_second(NonZeroU32::new(settings.read_addr_per_sec).unwrap_or(NonZeroU32::MIN))
+                        .allow_burst(NonZeroU32::new(settings.read_addr_burst_max).unwrap_or(NonZeroU32::MIN)),
+                ),
                 catalog: catalog::Catalog::new(search),
                 metrics: settings.metrics,
                 payment_grace_ms: settings.payment_grace_ms,
@@ -226,6 +237,21 @@ impl Gateway {
             Ok(group)
         } else {
             Err(not_found)
+        }
+    }
+
+    /// A costly anonymous read from `addr` (seat maps, seat streams, the
+    /// queue audit), or 429 when that address is over its rate.
+    pub(crate) fn check_read_rate(&self, addr: std::net::IpAddr) -> Result<(), ApiError> {
+        match self.inner.read_limiter.check_key(&addr) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait =
+                    not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                metrics::counter!("gateway_rate_limited_total", "by" => "read_address").increment(1);
+                Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many reads from this address")
+                    .retry_after(wait.as_secs() + 1))
+            }
         }
     }
 
@@ -312,6 +338,8 @@ impl Gateway {
                     _ = tick.tick() => {
                         gw.inner.limiter.retain_recent();
                         gw.inner.limiter.shrink_to_fit();
+                        gw.inner.read_limiter.retain_recent();
+                        gw.inner.read_limiter.shrink_to_fit();
                         gw.inner.rooms.prune_limiter();
                     }
                     _ = s.changed() => return,

@@ -646,14 +646,18 @@ pub(crate) struct AuditParams {
     responses(
         (status = 200, description = "`{\"seed\", \"drawn\", \"rule\", \"entries\": [{\"position\", \"user_digest\"}], \"next_after\"}`: the pre-queue draw, recomputable by anyone: positions 1..=drawn are the drawn users sorted by SHA-256(seed ‖ user digest as 16 little-endian bytes); a user digest is the xxh3-128 of the user id. The seed is null until the sale opens."),
         (status = 404, description = "event_not_found", body = super::routes::ErrorBody),
-        (status = 409, description = "no_waiting_room", body = super::routes::ErrorBody)
+        (status = 409, description = "no_waiting_room", body = super::routes::ErrorBody),
+        (status = 429, description = "rate_limited: too many costly reads from this address", body = super::routes::ErrorBody)
     )
 )]
 pub(crate) async fn audit(
     State(gw): State<Gateway>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     UrlQuery(params): UrlQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
+    // A page scans the room's users on the leader: limited per address.
+    gw.check_read_rate(addr.ip())?;
     let (group, event) = super::routes::event_id(&gw, &id)?;
     let after = params.after.unwrap_or(0);
     let limit = params.limit.unwrap_or(1_000).clamp(1, raft::AUDIT_PAGE_MAX);

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query as UrlQuery, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query as UrlQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -594,10 +594,16 @@ async fn event_details(State(gw): State<Gateway>, Path(id): Path<String>) -> Api
     responses(
         (status = 200, description = "linearizable seat map `{\"event_id\", \"as_of_index\", \"seats\"}`"),
         (status = 404, description = "event_not_found", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many costly reads from this address (`[gateway] read_addr_per_sec`)", body = ErrorBody),
         (status = 503, description = "busy: too many seat maps are being built; retry after `Retry-After`", body = ErrorBody)
     )
 )]
-async fn seat_map(State(gw): State<Gateway>, Path(id): Path<String>) -> ApiResult {
+async fn seat_map(
+    State(gw): State<Gateway>,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    gw.check_read_rate(addr.ip())?;
     let (group, event) = event_id(&gw, &id)?;
     let _permit = gw.seat_map_permit().await?;
     match gw.read_indexed(group, Query::SeatMap(event)).await?.answer {
@@ -1220,11 +1226,52 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// What every operation shares and the handlers' annotations would repeat:
+/// the optional `Idempotency-Key` of mutating requests, with its range, and
+/// the 429 of every route behind a user token (the per-user rate limit).
+struct Shared;
+
+impl utoipa::Modify for Shared {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, Required, ResponseBuilder, Type};
+        let key = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some("a retry with the same key and user answers the first response (1 to 200 printable ASCII bytes)"))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(super::http::IDEMPOTENCY_KEY_BYTES_MAX))
+                    .pattern(Some("^[ -~]+$")),
+            ))
+            .build();
+        let limited = ResponseBuilder::new()
+            .description("rate_limited: too many requests from this user (see `Retry-After`)")
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let external = path.starts_with("/v1/payments/") || path.starts_with("/v1/dev/");
+            for (mutates, op) in [(true, item.post.as_mut()), (true, item.delete.as_mut()), (false, item.get.as_mut())] {
+                let Some(op) = op else { continue };
+                if mutates && !external {
+                    op.parameters.get_or_insert_with(Vec::new).push(key.clone());
+                }
+                if op.security.is_some() {
+                    op.responses.responses.entry("429".to_string()).or_insert_with(|| limited.clone().into());
+                }
+            }
+        }
+    }
+}
+
 /// The OpenAPI document of the gateway, generated from the handlers.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Ticketing gateway API", version = "1", description = "The HTTP API of docs/api-contract.md (ranges of every input: its section Ranges and limits)."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Shared),
     paths(
         healthz, readyz, metrics_text, openapi_json, dev_token, cluster, create_venue, create_event, list_events,
         event_details, seat_map, super::stream::seat_stream, create_hold, my_holds, get_hold, release_hold,

@@ -12,7 +12,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
@@ -50,14 +50,17 @@ fn seat_event(seat: &str, status: &str, index: u64, last_of_entry: bool) -> Even
         (status = 200, description = "`text/event-stream` of `event: seat` with `id: <log index>` and `data: {\"seat_id\", \"status\", \"index\"}`"),
         (status = 400, description = "invalid_request", body = super::routes::ErrorBody),
         (status = 404, description = "event_not_found", body = super::routes::ErrorBody),
+        (status = 429, description = "rate_limited: too many costly reads from this address", body = super::routes::ErrorBody),
         (status = 503, description = "too_many_streams", body = super::routes::ErrorBody)
     )
 )]
 pub(crate) async fn seat_stream(
     State(gw): State<Gateway>,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    gw.check_read_rate(addr.ip())?;
     let (group, n) = EVENT.parse_or_404(&id)?;
     let group = gw.known_group(group, ApiError::not_found("event_not_found", "no such event"))?;
     let event = EventId(n);
