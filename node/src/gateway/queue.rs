@@ -535,6 +535,7 @@ pub(crate) async fn status(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StreamParams {
     /// The queue token (browsers' EventSource cannot send headers).
@@ -630,6 +631,7 @@ pub(crate) async fn stream(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditParams {
     /// Positions after this one (default 0).

@@ -1239,7 +1239,9 @@ impl utoipa::Modify for Shared {
             .name("Idempotency-Key")
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
-            .description(Some("a retry with the same key and user answers the first response (1 to 200 printable ASCII bytes)"))
+            .description(Some(
+                "a retry with the same key and user answers the first response (1 to 200 printable ASCII bytes)",
+            ))
             .schema(Some(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
@@ -1254,7 +1256,8 @@ impl utoipa::Modify for Shared {
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
             let external = path.starts_with("/v1/payments/") || path.starts_with("/v1/dev/");
-            for (mutates, op) in [(true, item.post.as_mut()), (true, item.delete.as_mut()), (false, item.get.as_mut())] {
+            for (mutates, op) in [(true, item.post.as_mut()), (true, item.delete.as_mut()), (false, item.get.as_mut())]
+            {
                 let Some(op) = op else { continue };
                 if mutates && !external {
                     op.parameters.get_or_insert_with(Vec::new).push(key.clone());
