@@ -270,6 +270,13 @@ mod tests {
     }
 
     #[test]
+    fn the_gateways_bounds_are_the_logs() {
+        let limits = statemachine::Limits::default();
+        assert_eq!(crate::gateway::routes::NAME_BYTES_MAX, limits.text_bytes_max as usize);
+        assert_eq!(crate::gateway::routes::USER_ID_BYTES_MAX, limits.id_bytes_max as usize);
+    }
+
+    #[test]
     fn long_and_short_keys_never_share_a_request_id() {
         let long = "k".repeat(KEY_INLINE_BYTES_MAX + 1);
         let a = IdemKey::of(long.as_bytes()).unwrap().0;

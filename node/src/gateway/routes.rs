@@ -616,16 +616,16 @@ async fn seat_map(
 // ---- holds ----
 
 /// Longest seat id or category name a request may carry: the state
-/// machine's text bound. Longer ones name nothing and are refused here,
-/// before anything reaches the log (or is echoed in an answer).
-const NAME_BYTES_MAX: usize = 200;
+/// machine's text bound (`Limits::text_bytes_max`). Longer ones name nothing
+/// and are refused here, before anything reaches the log (or is echoed in an
+/// answer).
+pub(crate) const NAME_BYTES_MAX: usize = 200;
 
 fn check_seat_ids(seats: &[String]) -> Result<(), ApiError> {
-    let max = statemachine::EVENT_SEATS_PER_HOLD_MAX;
-    if seats.len() > max as usize {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "too_many_seats", format!("at most {max} seats per hold"))
-            .details(json!({"max": max})));
+    if seats.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "no seats requested"));
     }
+    check_count(u32::try_from(seats.len()).unwrap_or(u32::MAX))?;
     if seats.iter().any(|s| s.len() > NAME_BYTES_MAX) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -636,8 +636,13 @@ fn check_seat_ids(seats: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A number of seats asked for: at least one, at most what any event allows
+/// per hold (the event's own bound is the log's to check).
 fn check_count(count: u32) -> Result<(), ApiError> {
     let max = statemachine::EVENT_SEATS_PER_HOLD_MAX;
+    if count == 0 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "count must be at least 1"));
+    }
     if count > max {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "too_many_seats", format!("at most {max} seats per hold"))
             .details(json!({"max": max})));
@@ -709,16 +714,10 @@ async fn create_hold(
     let (group, event) = event_id(&gw, &id)?;
     let selection = match (req.seat_ids, req.best_available) {
         (Some(seats), None) => {
-            if seats.is_empty() {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "no seats requested"));
-            }
             check_seat_ids(&seats)?;
             Selection::Seats(seats)
         }
         (None, Some(b)) => {
-            if b.count == 0 {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "count must be at least 1"));
-            }
             check_count(b.count)?;
             check_category(&b.category)?;
             Selection::Best { count: b.count, category: b.category, together: b.together, accessible: b.accessible }
@@ -1155,9 +1154,6 @@ async fn join_waitlist(
     ApiJson(req): ApiJson<WaitlistReq>,
 ) -> ApiResult {
     let (group, event) = event_id(&gw, &id)?;
-    if req.count == 0 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_seats", "count must be at least 1"));
-    }
     check_count(req.count)?;
     check_category(&req.category)?;
     // A waitlist offer becomes a hold, so joining needs what a hold needs:
